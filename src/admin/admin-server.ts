@@ -1,0 +1,202 @@
+/**
+ * @module
+ * The admin API, on its own listener (default 127.0.0.1:9090). JSON in and out; errors
+ * are `{"error":{"code","message"}}` with catalogue codes. It reads the control plane's
+ * snapshot and status and the request counters; it changes state only through the
+ * control plane (weights). Every path is documented in README ("Admin API").
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ControlPlane } from '../control/control-plane.js';
+import { FairwayError } from '../errors.js';
+import type { AppSpec, Snapshot } from '../model.js';
+import { endpointKey } from '../model.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+
+export interface AdminServerOptions {
+  readonly controlPlane: ControlPlane;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** True once the data plane serves a snapshot. */
+  readonly ready: () => boolean;
+}
+
+/** One row of `GET /v1/routes` and `fairway routes`. */
+export interface RouteRow {
+  host: string;
+  match: 'exact' | 'wildcard' | 'platform';
+  app: string;
+  versions: { name: string; weight: number; endpoints: number }[];
+}
+
+const MAX_BODY = 64 * 1024;
+
+export class AdminServer {
+  readonly #options: AdminServerOptions;
+  readonly #server: Server;
+
+  constructor(options: AdminServerOptions) {
+    this.#options = options;
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => this.#sendError(res, err));
+    });
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.#server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const p = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+    const cp = this.#options.controlPlane;
+
+    if (method === 'GET' && p === '/healthz') return send(res, 200, { status: 'ok' });
+    if (method === 'GET' && p === '/readyz') {
+      const ready = this.#options.ready();
+      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', generation: cp.snapshot?.generation ?? 0 });
+    }
+    if (method === 'GET' && p === '/metrics') {
+      const body = await this.#options.metrics.render();
+      res.writeHead(200, { 'content-type': this.#options.metrics.contentType });
+      res.end(body);
+      return;
+    }
+    if (!p.startsWith('/v1/')) throw new FairwayError('FW_ADMIN_NOT_FOUND', `no admin path ${method} ${p}`);
+    const snapshot = cp.snapshot;
+    if (!snapshot) throw new FairwayError('FW_NOT_READY', 'no snapshot is live yet');
+
+    if (method === 'GET' && p === '/v1/apps') {
+      return send(res, 200, {
+        generation: snapshot.generation,
+        createdAt: snapshot.createdAt,
+        apps: snapshot.apps.map((a) => this.#appView(a)),
+        disabled: snapshot.errors,
+      });
+    }
+    if (method === 'GET' && p === '/v1/routes') return send(res, 200, { generation: snapshot.generation, routes: routeRows(snapshot) });
+    if (method === 'GET' && p === '/v1/config') {
+      return send(res, 200, {
+        generation: snapshot.generation,
+        createdAt: snapshot.createdAt,
+        settings: snapshot.settings,
+        providers: cp.providerStatus(),
+      });
+    }
+    const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
+    if (m) {
+      const name = decodeURIComponent(m[1]!);
+      if (m[2] && method === 'PUT') {
+        const body = await readJson(req);
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+          throw new FairwayError('FW_ADMIN_BAD_REQUEST', 'body must be a JSON object of version name to weight, like {"v1":50,"v2":50}');
+        }
+        const app = await cp.setWeights(name, body as Record<string, unknown>);
+        return send(res, 200, this.#appView(app));
+      }
+      if (method === 'GET') {
+        const app = snapshot.apps.find((a) => a.name === name);
+        if (app) return send(res, 200, m[2] ? weightsOf(app) : this.#appView(app));
+        const disabled = snapshot.errors.filter((e) => e.app === name);
+        if (disabled.length > 0) return send(res, 200, { name, disabled: true, errors: disabled });
+        throw new FairwayError('FW_APP_NOT_FOUND', `no app named "${name}"`);
+      }
+    }
+    throw new FairwayError('FW_ADMIN_NOT_FOUND', `no admin path ${method} ${p}`);
+  }
+
+  #appView(app: AppSpec) {
+    const cp = this.#options.controlPlane;
+    const provided = cp.providerApp(app.name);
+    return {
+      name: app.name,
+      source: app.source,
+      domains: app.domains,
+      loadBalancing: app.loadBalancing,
+      weightsOverridden: provided !== undefined && JSON.stringify(weightsOf(provided)) !== JSON.stringify(weightsOf(app)),
+      versions: app.versions.map((v) => {
+        const s = this.#options.metrics.requests.forVersion(app.name, v.name);
+        return {
+          name: v.name,
+          weight: v.weight,
+          endpoints: v.endpoints.map(endpointKey),
+          requests: { total: s.byClass.reduce((a, b) => a + b, 0), '2xx': s.byClass[2], '3xx': s.byClass[3], '4xx': s.byClass[4], '5xx': s.byClass[5] },
+        };
+      }),
+    };
+  }
+
+  #sendError(res: ServerResponse, err: unknown): void {
+    if (err instanceof FairwayError) {
+      send(res, err.status, { error: err.toJSON() });
+      return;
+    }
+    this.#options.logger.error({ err: (err as Error).message }, 'admin API request failed');
+    send(res, 500, { error: new FairwayError('FW_INTERNAL', 'internal error; see the router log').toJSON() });
+  }
+}
+
+/** Every host the snapshot answers for, in matching order (exact, wildcard, platform). */
+export function routeRows(snapshot: Snapshot): RouteRow[] {
+  const rows: RouteRow[] = [];
+  const exact = new Set<string>();
+  for (const app of snapshot.apps) {
+    const versions = app.versions.map((v) => ({ name: v.name, weight: v.weight, endpoints: v.endpoints.length }));
+    for (const d of app.domains) {
+      const wildcard = d.startsWith('*.');
+      if (!wildcard) exact.add(d);
+      rows.push({ host: d, match: wildcard ? 'wildcard' : 'exact', app: app.name, versions });
+    }
+  }
+  const pd = snapshot.settings.platformDomain;
+  if (pd) {
+    for (const app of snapshot.apps) {
+      const host = `${app.name}.${pd}`;
+      if (!exact.has(host)) {
+        rows.push({ host, match: 'platform', app: app.name, versions: app.versions.map((v) => ({ name: v.name, weight: v.weight, endpoints: v.endpoints.length })) });
+      }
+    }
+  }
+  const order = { exact: 0, wildcard: 1, platform: 2 };
+  return rows.sort((a, b) => order[a.match] - order[b.match] || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+}
+
+function weightsOf(app: AppSpec): Record<string, number> {
+  return Object.fromEntries(app.versions.map((v) => [v.name, v.weight]));
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new FairwayError('FW_ADMIN_BAD_REQUEST', `body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new FairwayError('FW_ADMIN_BAD_REQUEST', `body is not JSON: ${(err as Error).message}`);
+  }
+}

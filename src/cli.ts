@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * @module
+ * The `fairway` command. Exit codes (stable, documented in README): 0 ok, 1 failed
+ * (e.g. the router or admin API could not do it), 2 bad usage or bad config.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import type { RouteRow } from './admin/admin-server.js';
+import { adminRequest, DEFAULT_ADMIN_URL } from './cli/admin-client.js';
+import { formatRoutes } from './cli/routes-table.js';
+import { runServer } from './cli/run-server.js';
+import { ConfigError, loadConfigFile } from './config/load-config.js';
+import { FairwayError } from './errors.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** The embedded default config, shipped in the package's `config/`. */
+export const DEFAULT_CONFIG = fileURLToPath(new URL('../config/fairway.yaml', import.meta.url));
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function adminOption(): Option {
+  return new Option('--admin <url>', 'admin API of the router').env('FAIRWAY_ADMIN').default(DEFAULT_ADMIN_URL);
+}
+
+/** Codes that mean the user asked for something that does not exist or is malformed. */
+const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND']);
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(EXIT.usage);
+  }
+  if (err instanceof FairwayError) {
+    process.stderr.write(`fairway: ${err.message} [${err.code}]\n`);
+    process.exit(USAGE_CODES.has(err.code) ? EXIT.usage : EXIT.failed);
+  }
+  throw err;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('fairway')
+    .description('Edge router and traffic manager: routes hosts to weighted app versions.')
+    .version(pkg.version)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run the router from a config file (watched: valid changes apply live)')
+    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+    .option('--log-level <level>', "log level, overriding the file's log.level")
+    .action(async (opts: { config: string; logLevel?: string }) => {
+      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false }).catch(fail);
+    });
+
+  program
+    .command('demo')
+    .description('start demo backends for the loopback endpoints of the config, then serve it (what `npm start` runs)')
+    .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
+    .option('--log-level <level>', "log level, overriding the file's log.level")
+    .action(async (opts: { config: string; logLevel?: string }) => {
+      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: true }).catch(fail);
+    });
+
+  program
+    .command('validate')
+    .description('check a config file; prints every problem with file:line:column and key path')
+    .argument('[file]', 'config file', DEFAULT_CONFIG)
+    .action((file: string) => {
+      try {
+        const config = loadConfigFile(file);
+        const domains = config.apps.reduce((n, a) => n + a.domains.length, 0);
+        process.stdout.write(`${file}: ok (${config.apps.length} app${config.apps.length === 1 ? '' : 's'}, ${domains} domain${domains === 1 ? '' : 's'})\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('routes')
+    .description('show hosts → app → versions with weights and endpoint counts, from a running router')
+    .addOption(adminOption())
+    .option('--json', 'print the admin API answer as JSON')
+    .action(async (opts: { admin: string; json?: boolean }) => {
+      try {
+        const answer = (await adminRequest(opts.admin, 'GET', 'v1/routes')) as { routes: RouteRow[] };
+        process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatRoutes(answer.routes));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('weights')
+    .description('show the weights of an app, or set them: fairway weights web v1=90 v2=10')
+    .argument('<app>', 'app name')
+    .argument('[version=weight...]', 'new weights; versions not named keep theirs')
+    .addOption(adminOption())
+    .option('--json', 'print the result as JSON')
+    .action(async (app: string, pairs: string[], opts: { admin: string; json?: boolean }) => {
+      const weights: Record<string, number> = {};
+      for (const pair of pairs) {
+        const m = /^([^=\s]+)=(\d+(?:\.\d+)?)$/.exec(pair);
+        if (!m) {
+          process.stderr.write(`fairway: "${pair}" is not version=weight (weight a number >= 0), e.g. v1=90\n`);
+          process.exit(EXIT.usage);
+        }
+        weights[m[1]!] = Number(m[2]);
+      }
+      try {
+        const path = `v1/apps/${encodeURIComponent(app)}/weights`;
+        const result = pairs.length === 0
+          ? ((await adminRequest(opts.admin, 'GET', path)) as Record<string, number>)
+          : Object.fromEntries(((await adminRequest(opts.admin, 'PUT', path, weights)) as { versions: { name: string; weight: number }[] }).versions.map((v) => [v.name, v.weight]));
+        process.stdout.write(opts.json ? JSON.stringify({ app, weights: result }, null, 2) + '\n' : `${app}: ${Object.entries(result).map(([v, w]) => `${v}=${w}`).join(' ')}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,62 @@
+/**
+ * @module
+ * `fairway serve` and `fairway demo` as a process: start, print where it listens, and
+ * stop cleanly on SIGTERM/SIGINT (in-flight requests get up to 10 s; a second signal
+ * exits at once). Rejects with ConfigError for a bad config (exit 2 in the CLI).
+ */
+import { loadConfigFile } from '../config/load-config.js';
+import { startDemoBackends, type DemoBackends } from '../demo/demo-backends.js';
+import { FairwayError } from '../errors.js';
+import { addressText, startRouter } from '../router.js';
+
+export interface RunServerOptions {
+  readonly configFile: string;
+  readonly logLevel: string | undefined;
+  /** Start demo backends for the config's loopback endpoints first. */
+  readonly demo: boolean;
+}
+
+export async function runServer(options: RunServerOptions): Promise<void> {
+  let backends: DemoBackends | undefined;
+  if (options.demo) {
+    const config = loadConfigFile(options.configFile);
+    try {
+      backends = await startDemoBackends(config.apps);
+    } catch (err) {
+      throw new FairwayError('FW_INTERNAL', `cannot start the demo backends: ${(err as Error).message}`);
+    }
+  }
+  let router;
+  try {
+    router = await startRouter({ configFile: options.configFile, logLevel: options.logLevel });
+  } catch (err) {
+    await backends?.close();
+    if (err instanceof FairwayError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+      throw new FairwayError('FW_INTERNAL', `cannot listen: ${e.message} (another fairway or server on that port? change listen in ${options.configFile})`);
+    }
+    throw err;
+  }
+  const http = addressText(router.httpAddress);
+  if (backends) {
+    const host = router.controlPlane.snapshot?.apps[0]?.domains.find((d) => !d.startsWith('*.')) ?? 'web.localtest.me';
+    process.stderr.write(
+      `\nFairway demo: backends on ${backends.addresses.join(', ')}\n` +
+        `  curl -H 'Host: ${host}' http://${http}/\n` +
+        `  npx fairway routes          # hosts, versions, weights\n` +
+        `  npx fairway weights web v1=50 v2=50\n` +
+        `  curl http://${addressText(router.adminAddress)}/metrics\n` +
+        `Edit ${options.configFile} and watch it reload. Ctrl-C stops.\n\n`,
+    );
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    router.logger.info({ signal }, 'stopping: draining requests in flight');
+    void Promise.all([router.close(10_000), backends?.close()]).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,122 @@
+/**
+ * @module
+ * The schema of the YAML config file (`config/fairway.yaml`). Every message is written
+ * to follow a key path, e.g. `apps.web.versions.v2.weight: must be a number >= 0`.
+ * Defaults live here and nowhere else; README's config reference mirrors this file.
+ */
+import { z } from 'zod';
+import { parseHostPort } from './host-port.js';
+import { parseDuration, parseSize } from './units.js';
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const VERSION_NAME = /^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/i;
+const DOMAIN = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$/i;
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()], { error: 'must be a duration like 500ms, 5s or 2m' })
+    .default(fallback)
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration like 500ms, 5s or 2m', input: value });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const size = (fallback: string) =>
+  z
+    .union([z.string(), z.number()], { error: 'must be a size like 512, 16kb or 10mb' })
+    .default(fallback)
+    .transform((value, ctx) => {
+      const bytes = parseSize(value);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a size like 512, 16kb or 10mb', input: value });
+        return z.NEVER;
+      }
+      return bytes;
+    });
+
+const listenAddress = (fallback: string) =>
+  z
+    .string({ error: 'must be an address like 127.0.0.1:8080' })
+    .default(fallback)
+    .refine((v) => parseHostPort(v, true) !== undefined, { error: 'must be an address like 127.0.0.1:8080 or [::]:8080' });
+
+const endpoint = z
+  .string({ error: 'must be a string host:port' })
+  .refine((v) => parseHostPort(v) !== undefined, { error: 'must be host:port with a port 1-65535, like 127.0.0.1:3001' });
+
+const version = z.strictObject({
+  weight: z
+    .number({ error: 'must be a number >= 0' })
+    .min(0, { error: 'must be a number >= 0' })
+    .refine(Number.isFinite, { error: 'must be a number >= 0' }),
+  endpoints: z.array(endpoint, { error: 'must be a list of host:port strings' }).default([]),
+});
+
+const app = z.strictObject({
+  domains: z
+    .array(
+      z.string({ error: 'must be a domain name' }).regex(DOMAIN, {
+        error: 'must be a domain name, a bare name (expanded with platformDomain) or *.domain',
+      }),
+      { error: 'must be a list of domain names' },
+    )
+    .default([]),
+  loadBalancing: z
+    .enum(['least-outstanding', 'round-robin'], { error: 'must be least-outstanding or round-robin' })
+    .default('least-outstanding'),
+  versions: z
+    .record(z.string().regex(VERSION_NAME, { error: 'version names are letters, digits, -, . and _ (max 63)' }), version, {
+      error: 'must be a map of version name to { weight, endpoints }',
+    })
+    .default({}),
+});
+
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      http: listenAddress('127.0.0.1:8080'),
+      admin: listenAddress('127.0.0.1:9090'),
+    })
+    .prefault({}),
+  platformDomain: z
+    .string({ error: 'must be a domain name' })
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i, { error: 'must be a domain name' })
+    .optional(),
+  stateFile: z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }).optional(),
+  timeouts: z
+    .strictObject({
+      connect: duration('5s'),
+      upstreamHeaders: duration('60s'),
+      upstreamIdle: duration('60s'),
+      clientKeepAlive: duration('75s'),
+      clientHeaders: duration('60s'),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      maxBodySize: size('100mb'),
+      maxHeaderSize: size('16kb'),
+      maxHeadersCount: z.number({ error: 'must be an integer >= 1' }).int({ error: 'must be an integer >= 1' }).min(1, { error: 'must be an integer >= 1' }).default(100),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
+        error: 'must be one of trace, debug, info, warn, error, fatal, silent',
+      }).default('info'),
+      access: z.boolean({ error: 'must be true or false' }).default(true),
+    })
+    .prefault({}),
+  apps: z
+    .record(z.string().regex(NAME, { error: 'app names are lower-case letters, digits and - (max 63)' }), app, {
+      error: 'must be a map of app name to app',
+    })
+    .default({}),
+});
+
+/** The file as validated, with defaults applied and units converted. */
+export type ConfigFile = z.output<typeof configSchema>;

@@ -1,0 +1,192 @@
+/**
+ * @module
+ * Reads, parses and validates a config file into the model. All-or-nothing: any problem
+ * throws a {@link ConfigError} listing every problem with its file, line, column and key
+ * path, so `fairway validate`, `fairway serve` at start, and the file provider at run
+ * time report the same messages.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { ZodError } from 'zod';
+import { FairwayError } from '../errors.js';
+import type { AppSpec, EndpointSpec, RouterSettings, VersionSpec } from '../model.js';
+import { configSchema, type ConfigFile } from './config-schema.js';
+import { parseHostPort } from './host-port.js';
+
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `apps.web.versions.v2.weight`; empty for the whole file. */
+  readonly path: string;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly message: string;
+}
+
+/** A config file that cannot be used. `message` is one line per problem, ready to print. */
+export class ConfigError extends FairwayError {
+  readonly file: string;
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(code: 'FW_CONFIG_READ' | 'FW_CONFIG_SYNTAX' | 'FW_CONFIG_INVALID', file: string, problems: ConfigProblem[]) {
+    super(code, problems.map((p) => formatProblem(file, p)).join('\n'), { file, problems });
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(file: string, p: ConfigProblem): string {
+  const where = p.line === undefined ? file : `${file}:${p.line}:${p.column ?? 1}`;
+  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+}
+
+export interface LoadedConfig {
+  readonly file: string;
+  readonly settings: RouterSettings;
+  readonly apps: readonly AppSpec[];
+  readonly stateFile: string;
+  readonly logLevel: ConfigFile['log']['level'];
+}
+
+/** Reads and validates `file`. Throws {@link ConfigError}. */
+export function loadConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError('FW_CONFIG_READ', file, [{ path: '', line: undefined, column: undefined, message: reason }]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Parses and validates config text; `file` is used in messages and to resolve relative paths. */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      'FW_CONFIG_SYNTAX',
+      file,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0]);
+        return { path: '', line: pos.line, column: pos.col, message: e.message.split('\n')[0]! };
+      }),
+    );
+  }
+  const locate = (keyPath: readonly PropertyKey[], key = false) => {
+    const node = findNode(doc, keyPath, key);
+    if (!node?.range) return { line: undefined, column: undefined };
+    const pos = lineCounter.linePos(node.range[0]);
+    return { line: pos.line, column: pos.col };
+  };
+
+  const raw = doc.toJS() ?? {};
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError('FW_CONFIG_INVALID', file, zodProblems(parsed.error, raw, locate));
+
+  const problems: ConfigProblem[] = [];
+  const cfg = parsed.data;
+  const claimed = new Map<string, string>();
+  const apps: AppSpec[] = [];
+  for (const [name, a] of Object.entries(cfg.apps)) {
+    const domains: string[] = [];
+    a.domains.forEach((d, i) => {
+      let fqdn = d.toLowerCase().replace(/\.$/, '');
+      if (!fqdn.includes('.')) {
+        if (!cfg.platformDomain) {
+          problems.push({ path: `apps.${name}.domains.${i}`, ...locate(['apps', name, 'domains', i]), message: `bare name "${d}" needs platformDomain to be set` });
+          return;
+        }
+        fqdn = `${fqdn}.${cfg.platformDomain.toLowerCase()}`;
+      }
+      const owner = claimed.get(fqdn);
+      if (owner !== undefined && owner !== name) {
+        problems.push({ path: `apps.${name}.domains.${i}`, ...locate(['apps', name, 'domains', i]), message: `domain "${fqdn}" is already claimed by app "${owner}"` });
+        return;
+      }
+      if (owner === undefined) domains.push(fqdn);
+      claimed.set(fqdn, name);
+    });
+    const versions: VersionSpec[] = Object.entries(a.versions).map(([vname, v]) => ({
+      name: vname,
+      weight: v.weight,
+      endpoints: v.endpoints.map((e) => parseHostPort(e) as EndpointSpec),
+    }));
+    apps.push({ name, domains, versions, loadBalancing: a.loadBalancing, source: 'file' });
+  }
+  if (problems.length > 0) throw new ConfigError('FW_CONFIG_INVALID', file, problems);
+
+  apps.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  const dir = path.dirname(path.resolve(file));
+  const stateFile = cfg.stateFile
+    ? path.resolve(dir, cfg.stateFile)
+    : path.join(dir, `${path.basename(file).replace(/\.ya?ml$/i, '')}.state.json`);
+  return {
+    file,
+    stateFile,
+    logLevel: cfg.log.level,
+    apps,
+    settings: {
+      listen: cfg.listen,
+      platformDomain: cfg.platformDomain?.toLowerCase(),
+      timeouts: cfg.timeouts,
+      limits: cfg.limits,
+      accessLog: cfg.log.access,
+    },
+  };
+}
+
+type Locate = (keyPath: readonly PropertyKey[], key?: boolean) => { line: number | undefined; column: number | undefined };
+
+function zodProblems(error: ZodError, raw: unknown, locate: Locate): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        const keyPath = [...issue.path, key];
+        problems.push({ path: keyPath.join('.'), ...locate(keyPath, true), message: 'unknown key' });
+      }
+      continue;
+    }
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && valueAt(raw, issue.path) === undefined) message = `is required (${message})`;
+    else if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) message = `must be a ${issue.expected}`;
+    // A bad record key (app or version name) is reported on the key itself.
+    const onKey = issue.code === 'invalid_key';
+    if (onKey) message = issue.issues[0]?.message ?? message;
+    problems.push({ path: issue.path.join('.') || '(top level)', ...locate(issue.path, onKey), message });
+  }
+  return problems;
+}
+
+function valueAt(root: unknown, keyPath: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const seg of keyPath) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return v;
+}
+
+/** The YAML node at `keyPath` (the key node when `key`), or the deepest existing ancestor. */
+function findNode(doc: Document, keyPath: readonly PropertyKey[], key: boolean): YamlNode | undefined {
+  let node: unknown = doc.contents;
+  let found: YamlNode | undefined = doc.contents ?? undefined;
+  for (let i = 0; i < keyPath.length; i++) {
+    const seg = keyPath[i];
+    const last = i === keyPath.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(seg));
+      if (!pair) return found;
+      if (last && key && isScalar(pair.key)) return pair.key;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+    } else {
+      return found;
+    }
+    if (node && typeof node === 'object' && 'range' in node) found = node as YamlNode;
+  }
+  return found;
+}

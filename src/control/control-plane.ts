@@ -1,0 +1,190 @@
+/**
+ * @module
+ * The control plane keeps the latest state of every provider, merges them into one
+ * {@link Snapshot}, validates across providers (an app that conflicts is disabled and
+ * reported; the rest serve), applies admin weight overrides, and publishes the snapshot.
+ *
+ * Level-triggered: any provider update only marks the state dirty; one rebuild per turn
+ * of the event loop recomputes everything from the latest states, and a result equal to
+ * the live snapshot is dropped. Subscribers (the data plane, later worker processes)
+ * receive every new snapshot through the `snapshot` event, in generation order.
+ */
+import { EventEmitter } from 'node:events';
+import { FairwayError } from '../errors.js';
+import type { AppError, AppSpec, ProviderState, RouterSettings, Snapshot } from '../model.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ProviderSink } from '../providers/provider.js';
+import type { WeightOverrides } from './weight-overrides.js';
+
+/** How the last load of a provider went, for the admin API and `fairway doctor`. */
+export interface ProviderStatus {
+  readonly provider: string;
+  readonly ok: boolean;
+  readonly at: string;
+  /** Set when the last load failed: the provider's previous good state is still serving. */
+  readonly error?: { code: string; message: string; details?: unknown };
+}
+
+interface ControlPlaneEvents {
+  snapshot: [Snapshot];
+  'provider-error': [string, FairwayError];
+}
+
+export interface ControlPlaneOptions {
+  readonly overrides: WeightOverrides;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
+  readonly #overrides: WeightOverrides;
+  readonly #metrics: Metrics;
+  readonly #logger: Logger;
+  readonly #states = new Map<string, ProviderState>();
+  readonly #status = new Map<string, ProviderStatus>();
+  #snapshot: Snapshot | undefined;
+  #identity = '';
+  #generation = 0;
+  #scheduled = false;
+
+  constructor(options: ControlPlaneOptions) {
+    super();
+    this.#overrides = options.overrides;
+    this.#metrics = options.metrics;
+    this.#logger = options.logger;
+  }
+
+  /** The live snapshot, once the settings-owning provider has sent a state. */
+  get snapshot(): Snapshot | undefined {
+    return this.#snapshot;
+  }
+
+  providerStatus(): ProviderStatus[] {
+    return [...this.#status.values()];
+  }
+
+  /** The sink a provider named `name` reports to. */
+  sinkFor(name: string): ProviderSink {
+    return {
+      update: (state) => {
+        this.#states.set(name, state);
+        this.#status.set(name, { provider: name, ok: true, at: new Date().toISOString() });
+        this.#metrics.recordLoad(name, true);
+        this.#schedule();
+      },
+      error: (err) => {
+        this.#status.set(name, { provider: name, ok: false, at: new Date().toISOString(), error: err.toJSON() });
+        this.#metrics.recordLoad(name, false);
+        this.#logger.error({ provider: name, code: err.code, err: err.message }, 'configuration refused; the last good configuration keeps serving');
+        this.emit('provider-error', name, err);
+      },
+    };
+  }
+
+  /** Rebuilds now instead of at the end of this turn (start-up, admin changes). */
+  flush(): Snapshot | undefined {
+    this.#scheduled = false;
+    this.#rebuild();
+    return this.#snapshot;
+  }
+
+  /** The app as its provider describes it, before weight overrides. */
+  providerApp(name: string): AppSpec | undefined {
+    for (const state of this.#states.values()) {
+      const app = state.apps.find((a) => a.name === name);
+      if (app) return app;
+    }
+    return undefined;
+  }
+
+  /**
+   * Sets weights of some versions of `appName` (others keep their current weight),
+   * persists them, and makes them live before resolving. Throws FW_APP_NOT_FOUND,
+   * FW_VERSION_NOT_FOUND, FW_ADMIN_BAD_REQUEST or FW_STATE_WRITE.
+   */
+  async setWeights(appName: string, weights: Record<string, unknown>): Promise<AppSpec> {
+    const providerApp = this.providerApp(appName);
+    const live = this.#snapshot?.apps.find((a) => a.name === appName);
+    if (!providerApp) throw new FairwayError('FW_APP_NOT_FOUND', `no app named "${appName}"`);
+    const names = Object.keys(weights);
+    if (names.length === 0) throw new FairwayError('FW_ADMIN_BAD_REQUEST', 'give at least one version=weight');
+    const full: Record<string, number> = Object.fromEntries((live ?? providerApp).versions.map((v) => [v.name, v.weight]));
+    for (const name of names) {
+      const w = weights[name];
+      if (!(name in full)) {
+        throw new FairwayError('FW_VERSION_NOT_FOUND', `app "${appName}" has no version "${name}" (versions: ${Object.keys(full).join(', ')})`);
+      }
+      if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
+        throw new FairwayError('FW_ADMIN_BAD_REQUEST', `weight of ${appName}/${name} must be a number >= 0`);
+      }
+      full[name] = w;
+    }
+    if (!Object.values(full).some((w) => w > 0)) {
+      throw new FairwayError('FW_ADMIN_BAD_REQUEST', `at least one version of "${appName}" must keep a weight > 0`);
+    }
+    await this.#overrides.set(providerApp, full);
+    this.#metrics.weightChanges.inc({ app: appName });
+    this.#logger.info({ app: appName, weights: full }, 'weights set through the admin API');
+    this.flush();
+    return this.#snapshot!.apps.find((a) => a.name === appName) ?? providerApp;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      if (!this.#scheduled) return;
+      this.#scheduled = false;
+      this.#rebuild();
+    });
+  }
+
+  #rebuild(): void {
+    let settings: RouterSettings | undefined;
+    for (const state of this.#states.values()) settings ??= state.settings;
+    if (!settings) return;
+
+    const errors: AppError[] = [];
+    const stale: string[] = [];
+    const byName = new Map<string, AppSpec>();
+    for (const state of this.#states.values()) {
+      for (const app of state.apps) {
+        if (byName.has(app.name)) {
+          errors.push({ app: app.name, code: 'FW_APP_CONFLICT', message: `app "${app.name}" is defined by ${byName.get(app.name)!.source} and ${app.source}; the ${app.source} one is disabled` });
+          continue;
+        }
+        const applied = this.#overrides.apply(app);
+        if (applied.stale) stale.push(app.name);
+        byName.set(app.name, applied.app);
+      }
+    }
+    const apps = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const owner = new Map<string, string>();
+    const serving: AppSpec[] = [];
+    for (const app of apps) {
+      const clash = app.domains.find((d) => owner.has(d));
+      if (clash !== undefined) {
+        errors.push({ app: app.name, code: 'FW_APP_CONFLICT', message: `domain "${clash}" is already served by app "${owner.get(clash)}"; app "${app.name}" is disabled` });
+        continue;
+      }
+      for (const d of app.domains) owner.set(d, app.name);
+      serving.push(app);
+    }
+    if (stale.length > 0) {
+      this.#logger.info({ apps: stale }, 'the config changed these apps\' weights; dropping their admin weight overrides');
+      this.#overrides.drop(stale).catch((err: Error) => this.#logger.error({ err: err.message }, 'cannot persist dropped weight overrides'));
+    }
+
+    const identity = JSON.stringify([settings, serving, errors]);
+    if (identity === this.#identity) return;
+    this.#identity = identity;
+    const snapshot: Snapshot = { generation: ++this.#generation, createdAt: new Date().toISOString(), settings, apps: serving, errors };
+    this.#snapshot = snapshot;
+    for (const e of errors) this.#logger.error({ app: e.app, code: e.code }, e.message);
+    this.#metrics.snapshotGeneration.set(snapshot.generation);
+    this.#metrics.apps.set({ state: 'serving' }, serving.length);
+    this.#metrics.apps.set({ state: 'disabled' }, errors.length);
+    this.emit('snapshot', snapshot);
+  }
+}

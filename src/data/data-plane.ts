@@ -1,0 +1,221 @@
+/**
+ * @module
+ * The data plane: the HTTP listener and the per-request path up to the proxy exchange.
+ * It holds no state beyond the live {@link RouteTable}, the upstream pools and counters.
+ *
+ * `apply(snapshot)` compiles a new table off to the side, swaps the one reference, and
+ * then retires pools the new table no longer uses. A request reads the reference once
+ * when it arrives and keeps that table to its end, so a swap never disturbs a request in
+ * flight. The hot path reads memory only.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Snapshot } from '../model.js';
+import type { Logger } from '../observability/logger.js';
+import type { RequestStats, VersionStats } from '../observability/request-stats.js';
+import { sendError } from './error-pages.js';
+import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
+import { RouteTable } from './route-table.js';
+import { UpstreamRegistry } from './upstream-registry.js';
+
+/** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
+const DROPPED_REQUEST_HEADERS = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-id',
+]);
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+export interface DataPlaneOptions {
+  readonly stats: RequestStats;
+  readonly logger: Logger;
+  /** Limits fixed for the listener's life (Node applies them at creation). */
+  readonly maxHeaderSize: number;
+}
+
+export class DataPlane {
+  readonly #registry = new UpstreamRegistry();
+  readonly #stats: RequestStats;
+  readonly #logger: Logger;
+  readonly #accessLog: Logger;
+  readonly #server: Server;
+  #table: RouteTable | undefined;
+  #ctx: ExchangeContext;
+  #port = '';
+
+  constructor(options: DataPlaneOptions) {
+    this.#stats = options.stats;
+    this.#logger = options.logger;
+    this.#accessLog = options.logger.child({ log: 'access' });
+    this.#ctx = { accessLog: this.#accessLog };
+    this.#server = createServer({ maxHeaderSize: options.maxHeaderSize, requireHostHeader: false }, this.#onRequest);
+    this.#server.on('clientError', this.#onClientError);
+  }
+
+  /** The live table (undefined until the first snapshot). */
+  get table(): RouteTable | undefined {
+    return this.#table;
+  }
+
+  /** Compiles `snapshot` and makes it live at once. */
+  apply(snapshot: Snapshot): void {
+    const table = new RouteTable(snapshot, this.#registry, this.#stats);
+    const s = snapshot.settings;
+    this.#server.keepAliveTimeout = s.timeouts.clientKeepAlive;
+    this.#server.headersTimeout = s.timeouts.clientHeaders;
+    this.#server.maxHeadersCount = s.limits.maxHeadersCount + 1;
+    this.#ctx = { accessLog: s.accessLog ? this.#accessLog : undefined };
+    this.#table = table;
+    this.#registry.retainOnly(table.upstreams);
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port, backlog: 1024 }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.#server.address() as AddressInfo;
+    this.#port = String(address.port);
+    return address;
+  }
+
+  /**
+   * Stops accepting, lets requests in flight finish (up to `timeoutMs`), then closes
+   * every connection and upstream pool.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    const timer = setTimeout(() => this.#server.closeAllConnections(), timeoutMs);
+    await closed;
+    clearTimeout(timer);
+    await this.#registry.close();
+  }
+
+  readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const table = this.#table;
+    if (table === undefined) {
+      this.#stats.unrouted.not_ready!++;
+      sendError(res, 'FW_NOT_READY');
+      return;
+    }
+    const limits = table.snapshot.settings.limits;
+    const raw = req.rawHeaders;
+    if (raw.length > limits.maxHeadersCount * 2) {
+      this.#stats.unrouted.headers_too_large!++;
+      sendError(res, 'FW_HEADERS_TOO_LARGE', true);
+      return;
+    }
+
+    // One pass over the raw headers: keep what is forwarded, note what routing needs.
+    const headers: string[] = [];
+    let host: string | undefined;
+    let contentLength: string | undefined;
+    let chunked = false;
+    let requestId: string | undefined;
+    let connection: string | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      const value = raw[i + 1]!;
+      const lower = name.toLowerCase();
+      if (DROPPED_REQUEST_HEADERS.has(lower)) {
+        if (lower === 'transfer-encoding') chunked = true;
+        else if (lower === 'x-request-id') requestId = value;
+        else if (lower === 'connection') connection = value;
+        continue;
+      }
+      if (lower === 'host') host = value;
+      else if (lower === 'content-length') contentLength = value;
+      headers.push(name, value);
+    }
+    if (host === undefined) {
+      this.#stats.unrouted.bad_request!++;
+      sendError(res, 'FW_BAD_REQUEST');
+      return;
+    }
+    const app = table.match(host);
+    if (app === undefined) {
+      this.#stats.unrouted.no_route!++;
+      sendError(res, 'FW_NO_ROUTE');
+      return;
+    }
+    let path = req.url!;
+    if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
+      // Absolute-form target (`GET http://host/path`): forward origin-form.
+      try {
+        const u = new URL(path);
+        path = u.pathname + u.search;
+      } catch {
+        this.#stats.unrouted.bad_request!++;
+        sendError(res, 'FW_BAD_REQUEST');
+        return;
+      }
+    }
+    const version = app.pickVersion();
+    if (version === undefined) {
+      version503(res, app.versions[0]?.stats, started);
+      return;
+    }
+    let body: ForwardRequest['body'] = null;
+    if (contentLength !== undefined && contentLength !== '0') {
+      if (Number(contentLength) > limits.maxBodySize) {
+        version.stats.observe(sendError(res, 'FW_BODY_TOO_LARGE', true), (performance.now() - started) / 1000);
+        return;
+      }
+      body = req;
+    } else if (chunked) {
+      body = req.pipe(new BodyLimit(limits.maxBodySize));
+    }
+    if (connection !== undefined) dropConnectionTokens(headers, connection);
+    if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
+    const clientIp = clientAddress(req.socket);
+    headers.push(
+      'x-forwarded-for', clientIp,
+      'x-forwarded-proto', 'http',
+      'x-forwarded-host', host,
+      'x-forwarded-port', this.#port,
+      'x-request-id', requestId,
+    );
+    const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body };
+    new ProxyExchange(req, res, fwd, app, version, table, this.#ctx, started).start();
+  };
+
+  readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, text, code] =
+      err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'FW_HEADERS_TOO_LARGE']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'FW_BAD_REQUEST']
+      : [400, 'Bad Request', 'FW_BAD_REQUEST'];
+    if (status === 431) this.#stats.unrouted.headers_too_large!++;
+    else this.#stats.unrouted.bad_request!++;
+    this.#logger.debug({ err: err.message, code: err.code }, 'client error');
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\nX-Fairway-Error: ${code}\r\n\r\n`);
+  };
+}
+
+function version503(res: ServerResponse, stats: VersionStats | undefined, started: number): void {
+  const status = sendError(res, 'FW_NO_ENDPOINTS');
+  stats?.observe(status, (performance.now() - started) / 1000);
+}
+
+/** Removes the headers a `Connection` header names (RFC 9110 §7.6.1). */
+function dropConnectionTokens(headers: string[], connection: string): void {
+  const tokens = connection.toLowerCase().split(',').map((t) => t.trim()).filter((t) => t && t !== 'close' && t !== 'keep-alive');
+  if (tokens.length === 0) return;
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (tokens.includes(headers[i]!.toLowerCase())) headers.splice(i, 2);
+  }
+}
+
+function clientAddress(socket: Socket): string {
+  const a = socket.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}

@@ -1,0 +1,258 @@
+/**
+ * @module
+ * One proxied request: picks an endpoint, dispatches through its undici pool, streams
+ * the response straight to the client, retries on another endpoint when the request
+ * never reached an upstream, and records exactly one access-log line and one set of
+ * counters when it ends.
+ *
+ * The class is its own undici dispatch handler, using the callback form that undici's
+ * core calls directly (`onConnect`/`onHeaders`/`onData`/`onComplete`/`onError`): the
+ * newer controller form is wrapped by undici in an adapter that parses every response's
+ * headers into an object, a cost on every request that a proxy does not need.
+ *
+ * Lifecycle: `start()` once; then undici calls the handler methods; `#finish()` runs
+ * exactly once, after which the exchange holds no resources.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { FairwayError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { UpstreamErrorReason } from '../observability/request-stats.js';
+import { sendError } from './error-pages.js';
+import type { AppRoute, RouteTable, VersionRoute } from './route-table.js';
+import type { Upstream } from './upstream-registry.js';
+
+/** At most this many endpoints are tried for one request. */
+export const MAX_ATTEMPTS = 3;
+
+/** Response headers that describe the upstream connection, not the response. */
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+/** Errors where the request cannot have reached the upstream application. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/** Errors where the connection broke before a response; safe to retry for idempotent requests without a body. */
+const RESET = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** What the data plane parsed from the client request before routing. */
+export interface ForwardRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Flat `[name, value, …]` headers to send upstream (hop-by-hop removed, X-Forwarded-* set). */
+  readonly headers: string[];
+  readonly host: string;
+  readonly requestId: string;
+  readonly clientIp: string;
+  /** The request body stream, or null when the request has none. */
+  readonly body: Readable | null;
+}
+
+export interface ExchangeContext {
+  readonly accessLog: Logger | undefined;
+}
+
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #fwd: ForwardRequest;
+  readonly #app: AppRoute;
+  readonly #table: RouteTable;
+  readonly #ctx: ExchangeContext;
+  readonly #started: number;
+  #version: VersionRoute;
+  #upstream: Upstream | undefined;
+  #tried: Upstream[] | undefined;
+  #upstreamStarted = 0;
+  #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #headersSent = false;
+  #clientGone = false;
+  #done = false;
+  #bytes = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, table: RouteTable, ctx: ExchangeContext, started: number) {
+    this.#req = req;
+    this.#res = res;
+    this.#fwd = fwd;
+    this.#app = app;
+    this.#version = version;
+    this.#table = table;
+    this.#ctx = ctx;
+    this.#started = started;
+    res.once('close', this.#onClientClose);
+  }
+
+  start(): void {
+    const upstream = this.#version.pickUpstream();
+    // pickVersion only returns versions with endpoints, so this is always set.
+    this.#dispatch(upstream!);
+  }
+
+  #dispatch(upstream: Upstream): void {
+    this.#upstream = upstream;
+    upstream.outstanding++;
+    this.#upstreamStarted = performance.now();
+    const t = this.#table.snapshot.settings.timeouts;
+    upstream.pool.dispatch(
+      {
+        path: this.#fwd.path,
+        method: this.#fwd.method as Dispatcher.HttpMethod,
+        headers: this.#fwd.headers,
+        body: this.#fwd.body,
+        headersTimeout: t.upstreamHeaders,
+        bodyTimeout: t.upstreamIdle,
+      },
+      this,
+    );
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    const res = this.#res;
+    if (this.#clientGone || res.destroyed) return false;
+    const headers: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      if (HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
+      headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    }
+    this.#resume = resume;
+    this.#headersSent = true;
+    res.writeHead(statusCode, statusText || undefined, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bytes += chunk.length;
+    const ok = this.#res.write(chunk);
+    if (!ok) this.#res.once('drain', this.#resume!);
+    return ok;
+  }
+
+  onComplete(): void {
+    this.#res.end();
+    this.#finish(this.#res.statusCode, undefined);
+  }
+
+  onError(err: Error): void {
+    const upstream = this.#upstream!;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (this.#clientGone) {
+      this.#finish(499, undefined);
+      return;
+    }
+    if (err instanceof FairwayError) {
+      this.#fail(err.code, undefined, err);
+      return;
+    }
+    const notSent = NOT_SENT.has(code);
+    const reset = !notSent && RESET.has(code);
+    const reason: UpstreamErrorReason = notSent
+      ? code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused'
+      : code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : reset ? 'reset' : 'failed';
+    this.#version.stats.upstreamErrors[reason]++;
+    if (!this.#headersSent && (notSent || (reset && this.#fwd.body === null && IDEMPOTENT.has(this.#fwd.method))) && this.#bodyReplayable()) {
+      const next = this.#nextUpstream(upstream);
+      if (next) {
+        upstream.outstanding--;
+        this.#version.stats.retries++;
+        this.#dispatch(next);
+        return;
+      }
+    }
+    const errorCode: ErrorCode = reason === 'timeout' ? 'FW_UPSTREAM_TIMEOUT' : notSent ? 'FW_UPSTREAM_REFUSED' : 'FW_UPSTREAM_FAILED';
+    this.#fail(errorCode, reason, err);
+  }
+
+  /** Answers with an error page if nothing was sent yet, else cuts the client connection. */
+  #fail(code: ErrorCode, reason: UpstreamErrorReason | undefined, err: Error): void {
+    const res = this.#res;
+    if (this.#headersSent) {
+      // The status line is gone; the only honest signal left is an incomplete response.
+      res.destroy();
+      this.#finish(502, reason ?? err.message);
+      return;
+    }
+    const status = sendError(res, code, true);
+    this.#finish(status, reason ?? err.message);
+  }
+
+  #nextUpstream(failed: Upstream): Upstream | undefined {
+    const tried = (this.#tried ??= []);
+    tried.push(failed);
+    if (tried.length >= MAX_ATTEMPTS) return undefined;
+    const same = this.#version.pickUpstream(tried);
+    if (same) return same;
+    const other = this.#app.fallbackVersion(this.#version, tried);
+    if (!other) return undefined;
+    this.#version = other;
+    return other.pickUpstream(tried);
+  }
+
+  #bodyReplayable(): boolean {
+    const body = this.#fwd.body;
+    return body === null || !body.readableDidRead;
+  }
+
+  readonly #onClientClose = (): void => {
+    if (this.#done) return;
+    this.#clientGone = true;
+    this.#abort?.(new Error('client closed the connection'));
+  };
+
+  #finish(status: number, error: string | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    const now = performance.now();
+    const upstream = this.#upstream!;
+    upstream.outstanding--;
+    const seconds = (now - this.#started) / 1000;
+    this.#version.stats.observe(status, seconds);
+    const log = this.#ctx.accessLog;
+    if (log) {
+      const fwd = this.#fwd;
+      log.info({
+        reqId: fwd.requestId,
+        app: this.#app.name,
+        version: this.#version.name,
+        endpoint: upstream.key,
+        method: fwd.method,
+        host: fwd.host,
+        path: fwd.path,
+        status,
+        bytes: this.#bytes,
+        duration: Math.round(seconds * 1e6) / 1e3,
+        upstreamDuration: Math.round((now - this.#upstreamStarted) * 1e3) / 1e3,
+        clientIp: fwd.clientIp,
+        attempts: (this.#tried?.length ?? 0) + 1,
+        ...(error === undefined ? {} : { error }),
+      });
+    }
+  }
+}
+
+/**
+ * A pass-through that fails once more than `limit` bytes went through; used for request
+ * bodies without Content-Length (chunked), whose size is only known while streaming.
+ */
+export class BodyLimit extends Transform {
+  readonly #limit: number;
+  #seen = 0;
+
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#seen > this.#limit) done(new FairwayError('FW_BODY_TOO_LARGE', `request body exceeds ${this.#limit} bytes`));
+    else done(null, chunk);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * @module
+ * The compiled, read-only form of a snapshot that the hot path reads: host lookups are
+ * map hits, version picks are a smooth weighted round-robin, endpoint picks scan the
+ * version's few endpoints in memory. A table is built whole off to the side and then
+ * swapped in by the data plane through one reference; it is never edited afterwards
+ * (only its pickers' counters move).
+ *
+ * Host matching order: exact domain → one-label wildcard (`*.example.test` matches
+ * `a.example.test`, not `a.b.example.test`) → platform subdomain (`<app>.<platformDomain>`
+ * reaches app `<app>`, as every app did on the Deis router).
+ */
+import type { AppSpec, LoadBalancing, Snapshot } from '../model.js';
+import type { RequestStats, VersionStats } from '../observability/request-stats.js';
+import { SmoothWeightedPicker } from './smooth-weighted-picker.js';
+import type { Upstream, UpstreamRegistry } from './upstream-registry.js';
+
+export class VersionRoute {
+  readonly name: string;
+  readonly weight: number;
+  readonly upstreams: readonly Upstream[];
+  readonly stats: VersionStats;
+  readonly #loadBalancing: LoadBalancing;
+  #next = 0;
+
+  constructor(name: string, weight: number, upstreams: Upstream[], loadBalancing: LoadBalancing, stats: VersionStats) {
+    this.name = name;
+    this.weight = weight;
+    this.upstreams = upstreams;
+    this.#loadBalancing = loadBalancing;
+    this.stats = stats;
+  }
+
+  /**
+   * The endpoint for the next request, skipping those in `tried`. Least-outstanding
+   * breaks ties in rotation, so an idle version is served round-robin.
+   */
+  pickUpstream(tried?: readonly Upstream[]): Upstream | undefined {
+    const list = this.upstreams;
+    const n = list.length;
+    const start = this.#next++ % n;
+    if (this.#next > 0x3fffffff) this.#next = 0;
+    let best: Upstream | undefined;
+    for (let k = 0; k < n; k++) {
+      const u = list[(start + k) % n]!;
+      if (tried && tried.includes(u)) continue;
+      if (this.#loadBalancing === 'round-robin') return u;
+      if (!best || u.outstanding < best.outstanding) best = u;
+    }
+    return best;
+  }
+}
+
+export class AppRoute {
+  readonly name: string;
+  readonly versions: readonly VersionRoute[];
+  readonly #picker: SmoothWeightedPicker<VersionRoute>;
+
+  constructor(name: string, versions: VersionRoute[]) {
+    this.name = name;
+    this.versions = versions;
+    // A version without endpoints gives its share to the others.
+    const live = versions.filter((v) => v.upstreams.length > 0);
+    this.#picker = new SmoothWeightedPicker(live, live.map((v) => v.weight));
+  }
+
+  /** The version for the next request, or `undefined` when no version can serve (503). */
+  pickVersion(): VersionRoute | undefined {
+    return this.#picker.pick();
+  }
+
+  /** A fallback for a retry: another version with weight and endpoints not all tried. */
+  fallbackVersion(current: VersionRoute, tried: readonly Upstream[]): VersionRoute | undefined {
+    for (const v of this.versions) {
+      if (v !== current && v.weight > 0 && v.upstreams.some((u) => !tried.includes(u))) return v;
+    }
+    return undefined;
+  }
+}
+
+export class RouteTable {
+  readonly snapshot: Snapshot;
+  readonly #exact = new Map<string, AppRoute>();
+  readonly #wildcard = new Map<string, AppRoute>();
+  readonly #byName = new Map<string, AppRoute>();
+  readonly #platformSuffix: string | undefined;
+  /** Every upstream this table can send to (to retire the others after a swap). */
+  readonly upstreams = new Set<Upstream>();
+
+  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats) {
+    this.snapshot = snapshot;
+    const pd = snapshot.settings.platformDomain;
+    this.#platformSuffix = pd ? `.${pd}` : undefined;
+    const poolOptions = { connectTimeout: snapshot.settings.timeouts.connect };
+    for (const app of snapshot.apps) {
+      const route = compileApp(app, (e) => {
+        const u = registry.acquire(e, poolOptions);
+        this.upstreams.add(u);
+        return u;
+      }, stats);
+      this.#byName.set(app.name, route);
+      for (const d of app.domains) {
+        if (d.startsWith('*.')) this.#wildcard.set(d.slice(2), route);
+        else this.#exact.set(d, route);
+      }
+    }
+  }
+
+  get generation(): number {
+    return this.snapshot.generation;
+  }
+
+  /** The app serving a `Host` header value (any case, with or without port), if any. */
+  match(hostHeader: string): AppRoute | undefined {
+    const host = normalizeHost(hostHeader);
+    const exact = this.#exact.get(host);
+    if (exact) return exact;
+    const dot = host.indexOf('.');
+    if (dot > 0) {
+      const wild = this.#wildcard.get(host.slice(dot + 1));
+      if (wild) return wild;
+      const suffix = this.#platformSuffix;
+      if (suffix && host.length - dot === suffix.length && host.endsWith(suffix)) {
+        return this.#byName.get(host.slice(0, dot));
+      }
+    }
+    return undefined;
+  }
+
+  app(name: string): AppRoute | undefined {
+    return this.#byName.get(name);
+  }
+}
+
+function compileApp(app: AppSpec, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats): AppRoute {
+  const versions = app.versions.map(
+    (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
+  );
+  return new AppRoute(app.name, versions);
+}
+
+/** Lower-cases a Host header value and strips the port and a trailing dot. */
+export function normalizeHost(value: string): string {
+  let host = value;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    host = close > 0 ? host.slice(0, close + 1) : host;
+  } else {
+    const colon = host.indexOf(':');
+    if (colon >= 0) host = host.slice(0, colon);
+  }
+  if (host.charCodeAt(host.length - 1) === 46 /* . */) host = host.slice(0, -1);
+  return host.toLowerCase();
+}

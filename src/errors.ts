@@ -1,0 +1,63 @@
+/**
+ * @module
+ * The error catalogue: every failure Fairway reports to a user has a stable code listed
+ * here, with the HTTP status it maps to where it is answered over HTTP. `docs/errors.md`
+ * documents each code; a test keeps the two in sync. Codes never change meaning once
+ * released; new failures get new codes.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status used when the error is answered over HTTP (data plane or admin API). */
+  readonly status: number;
+  /** One line for docs and `fairway` output. */
+  readonly summary: string;
+}
+
+export const errorCatalogue = {
+  FW_CONFIG_READ: { status: 500, summary: 'The config file could not be read.' },
+  FW_CONFIG_SYNTAX: { status: 400, summary: 'The config file is not valid YAML.' },
+  FW_CONFIG_INVALID: { status: 400, summary: 'The config file does not match the schema; the message names the key path.' },
+  FW_APP_CONFLICT: { status: 409, summary: 'Two apps claim the same domain; the later app (by name) is disabled.' },
+  FW_STATE_READ: { status: 500, summary: 'The weights state file could not be read or parsed; it is ignored.' },
+  FW_STATE_WRITE: { status: 500, summary: 'The weights state file could not be written; the change was not applied.' },
+  FW_ADMIN_NOT_FOUND: { status: 404, summary: 'No such admin API path.' },
+  FW_ADMIN_BAD_REQUEST: { status: 400, summary: 'The admin API request body or parameters are invalid.' },
+  FW_APP_NOT_FOUND: { status: 404, summary: 'No app with that name in the current snapshot.' },
+  FW_VERSION_NOT_FOUND: { status: 404, summary: 'The app has no version with that name.' },
+  FW_NOT_READY: { status: 503, summary: 'No snapshot is live yet.' },
+  FW_NO_ROUTE: { status: 404, summary: 'No app serves the requested host.' },
+  FW_NO_ENDPOINTS: { status: 503, summary: 'The app has no version with weight > 0 and ready endpoints.' },
+  FW_UPSTREAM_REFUSED: { status: 502, summary: 'Every endpoint tried refused the connection.' },
+  FW_UPSTREAM_FAILED: { status: 502, summary: 'The upstream failed or sent a malformed response.' },
+  FW_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not connect, answer or send data in time.' },
+  FW_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds limits.maxBodySize.' },
+  FW_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers exceed limits.maxHeaderSize or limits.maxHeadersCount.' },
+  FW_BAD_REQUEST: { status: 400, summary: 'The request is malformed (missing Host, bad target).' },
+  FW_INTERNAL: { status: 500, summary: 'An unexpected failure; the router log has the details.' },
+  FW_ADMIN_UNREACHABLE: { status: 502, summary: 'The CLI could not reach the admin API.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** An error with a stable catalogue code. `details` is safe to show users (no secrets). */
+export class FairwayError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'FairwayError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return errorCatalogue[this.code].status;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: unknown } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}

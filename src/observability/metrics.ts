@@ -1,0 +1,74 @@
+/**
+ * @module
+ * The process's metrics: control-plane metrics and Node process metrics through
+ * prom-client (its own registry, so several routers can live in one test process), and
+ * the data plane's {@link RequestStats}. `render()` is the body of `GET /metrics`.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestStats } from './request-stats.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new RequestStats();
+  readonly configLoads: Counter<'provider' | 'result'>;
+  readonly configLastLoadSuccess: Gauge<'provider'>;
+  readonly configLastLoadTime: Gauge<'provider'>;
+  readonly snapshotGeneration: Gauge;
+  readonly apps: Gauge<'state'>;
+  readonly weightChanges: Counter<'app'>;
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.configLoads = new Counter({
+      name: 'fairway_config_reloads_total',
+      help: 'Configuration loads by provider and result (success, failure).',
+      labelNames: ['provider', 'result'],
+      registers,
+    });
+    this.configLastLoadSuccess = new Gauge({
+      name: 'fairway_config_last_reload_successful',
+      help: '1 if the last configuration load of the provider succeeded, else 0.',
+      labelNames: ['provider'],
+      registers,
+    });
+    this.configLastLoadTime = new Gauge({
+      name: 'fairway_config_last_reload_timestamp_seconds',
+      help: 'Unix time of the last configuration load attempt of the provider.',
+      labelNames: ['provider'],
+      registers,
+    });
+    this.snapshotGeneration = new Gauge({
+      name: 'fairway_snapshot_generation',
+      help: 'Generation of the snapshot the data plane is serving.',
+      registers,
+    });
+    this.apps = new Gauge({
+      name: 'fairway_apps',
+      help: 'Apps in the live snapshot, by state (serving, disabled).',
+      labelNames: ['state'],
+      registers,
+    });
+    this.weightChanges = new Counter({
+      name: 'fairway_weight_changes_total',
+      help: 'Weight changes made through the admin API or CLI, by app.',
+      labelNames: ['app'],
+      registers,
+    });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fairway_' });
+  }
+
+  /** Records one load attempt of a provider. */
+  recordLoad(provider: string, ok: boolean): void {
+    this.configLoads.inc({ provider, result: ok ? 'success' : 'failure' });
+    this.configLastLoadSuccess.set({ provider }, ok ? 1 : 0);
+    this.configLastLoadTime.set({ provider }, Date.now() / 1000);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  async render(): Promise<string> {
+    return (await this.registry.metrics()) + this.requests.render();
+  }
+}

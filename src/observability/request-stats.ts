@@ -1,0 +1,107 @@
+/**
+ * @module
+ * Per-request counters kept as plain numbers so the hot path pays a few array writes and
+ * no label hashing; they are rendered to Prometheus text only when `/metrics` is scraped.
+ * Instances live as long as the process (they survive snapshot swaps), keyed by
+ * app/version, so counters never reset when a route table is rebuilt.
+ */
+
+/** Upper bounds, in seconds, of the request duration histogram buckets. */
+export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
+const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
+
+/** Counters of one app version. */
+export class VersionStats {
+  readonly app: string;
+  readonly version: string;
+  /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
+  readonly byClass = [0, 0, 0, 0, 0, 0];
+  /** Non-cumulative bucket counts; the last slot is +Inf. */
+  readonly buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
+  durationSum = 0;
+  readonly upstreamErrors: Record<UpstreamErrorReason, number> = { refused: 0, timeout: 0, reset: 0, failed: 0 };
+  retries = 0;
+
+  constructor(app: string, version: string) {
+    this.app = app;
+    this.version = version;
+  }
+
+  /** Records one finished request: `status` as answered, `seconds` end to end. */
+  observe(status: number, seconds: number): void {
+    const cls = (status / 100) | 0;
+    this.byClass[cls >= 1 && cls <= 5 ? cls : 5]!++;
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.durationSum += seconds;
+  }
+}
+
+/** All request counters of the process, plus requests that matched no app. */
+export class RequestStats {
+  readonly #versions = new Map<string, VersionStats>();
+  /** Requests answered before an app was chosen, by reason. */
+  readonly unrouted: Record<string, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
+
+  /** The stats of `app`/`version`, created on first use. Call when compiling a route table. */
+  forVersion(app: string, version: string): VersionStats {
+    const key = `${app}\u0000${version}`;
+    let s = this.#versions.get(key);
+    if (!s) {
+      s = new VersionStats(app, version);
+      this.#versions.set(key, s);
+    }
+    return s;
+  }
+
+  /** Prometheus text exposition (version 0.0.4) of every counter. */
+  render(): string {
+    const out: string[] = [];
+    const all = [...this.#versions.values()];
+    out.push('# HELP fairway_requests_total Requests answered, by app, version and status class.');
+    out.push('# TYPE fairway_requests_total counter');
+    for (const s of all) {
+      for (let c = 1; c <= 5; c++) {
+        if (s.byClass[c]) out.push(`fairway_requests_total{${labels(s)},status_class="${c}xx"} ${s.byClass[c]}`);
+      }
+    }
+    out.push('# HELP fairway_request_duration_seconds Time from request received to response finished.');
+    out.push('# TYPE fairway_request_duration_seconds histogram');
+    for (const s of all) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((le, i) => {
+        cumulative += s.buckets[i]!;
+        out.push(`fairway_request_duration_seconds_bucket{${labels(s)},le="${le}"} ${cumulative}`);
+      });
+      cumulative += s.buckets[DURATION_BUCKETS.length]!;
+      out.push(`fairway_request_duration_seconds_bucket{${labels(s)},le="+Inf"} ${cumulative}`);
+      out.push(`fairway_request_duration_seconds_sum{${labels(s)}} ${s.durationSum}`);
+      out.push(`fairway_request_duration_seconds_count{${labels(s)}} ${cumulative}`);
+    }
+    out.push('# HELP fairway_upstream_errors_total Failed upstream attempts, by reason (refused, timeout, reset, failed).');
+    out.push('# TYPE fairway_upstream_errors_total counter');
+    for (const s of all) {
+      for (const r of REASONS) {
+        if (s.upstreamErrors[r]) out.push(`fairway_upstream_errors_total{${labels(s)},reason="${r}"} ${s.upstreamErrors[r]}`);
+      }
+    }
+    out.push('# HELP fairway_upstream_retries_total Requests sent again to another endpoint after a failed attempt.');
+    out.push('# TYPE fairway_upstream_retries_total counter');
+    for (const s of all) if (s.retries) out.push(`fairway_upstream_retries_total{${labels(s)}} ${s.retries}`);
+    out.push('# HELP fairway_unrouted_requests_total Requests answered before an app was chosen, by reason.');
+    out.push('# TYPE fairway_unrouted_requests_total counter');
+    for (const [reason, n] of Object.entries(this.unrouted)) out.push(`fairway_unrouted_requests_total{reason="${reason}"} ${n}`);
+    return out.join('\n') + '\n';
+  }
+}
+
+function labels(s: VersionStats): string {
+  return `app="${escapeLabel(s.app)}",version="${escapeLabel(s.version)}"`;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
