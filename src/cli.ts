@@ -8,11 +8,16 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { RouteRow } from './admin/admin-server.js';
-import { adminRequest, DEFAULT_ADMIN_URL } from './cli/admin-client.js';
 import { formatRoutes } from './cli/routes-table.js';
-import { runServer } from './cli/run-server.js';
-import { ConfigError, loadConfigFile } from './config/load-config.js';
 import { FairwayError } from './errors.js';
+
+// Commands load what they need on use, so `fairway validate` or `--help` start fast.
+const adminRequest = async (...args: Parameters<typeof import('./cli/admin-client.js').adminRequest>) =>
+  (await import('./cli/admin-client.js')).adminRequest(...args);
+const runServer = async (...args: Parameters<typeof import('./cli/run-server.js').runServer>) =>
+  (await import('./cli/run-server.js')).runServer(...args);
+
+const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -29,7 +34,7 @@ function adminOption(): Option {
 const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND']);
 
 function fail(err: unknown): never {
-  if (err instanceof ConfigError) {
+  if (err instanceof FairwayError && err.code.startsWith('FW_CONFIG_')) {
     process.stderr.write(`${err.message}\n`);
     process.exit(EXIT.usage);
   }
@@ -69,8 +74,9 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a config file; prints every problem with file:line:column and key path')
     .argument('[file]', 'config file', DEFAULT_CONFIG)
-    .action((file: string) => {
+    .action(async (file: string) => {
       try {
+        const { loadConfigFile } = await import('./config/load-config.js');
         const config = loadConfigFile(file);
         const domains = config.apps.reduce((n, a) => n + a.domains.length, 0);
         process.stdout.write(`${file}: ok (${config.apps.length} app${config.apps.length === 1 ? '' : 's'}, ${domains} domain${domains === 1 ? '' : 's'})\n`);

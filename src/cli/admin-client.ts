@@ -7,8 +7,6 @@
 import { request } from 'undici';
 import { FairwayError, errorCatalogue, type ErrorCode } from '../errors.js';
 
-export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
-
 export async function adminRequest(adminUrl: string, method: 'GET' | 'PUT', path: string, body?: unknown): Promise<unknown> {
   const url = new URL(path, adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
   let res;

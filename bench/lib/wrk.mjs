@@ -1,0 +1,167 @@
+// wrk output parsing and the final report of bench/run.sh (plain Node, no dependencies).
+//
+//   node wrk.mjs parse WRK_OUTPUT_FILE PROXY REP [PROXY_CPU_SECONDS]
+//     Prints one JSON line: {proxy, rep, rps, p50_ms, p99_ms, requests, non2xx,
+//     socketErrors, cpu_us_per_req}. Needs wrk's `--latency` output (the "Latency
+//     Distribution" block). PROXY_CPU_SECONDS is the CPU time the proxy process used
+//     during the measurement (negative or absent: unknown, e.g. for "direct").
+//
+//   node wrk.mjs summarize RAW_JSONL SUMMARY_JSON
+//     Reads the per-rep lines, prints the table of medians and the PASS/FAIL lines of
+//     the targets, and writes SUMMARY_JSON (medians + every raw rep + run metadata taken
+//     from BENCH_META_* environment variables). Exit 0, or 3 when BENCH_STRICT=1 and a
+//     target failed.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+/** Targets: Fairway vs the peers measured in the same run. */
+const TARGET_NGINX_RATIO = 0.25;
+
+const UNIT_MS = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function toMs(text) {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text);
+  if (!m) throw new Error(`cannot read the duration "${text}"`);
+  return Number(m[1]) * UNIT_MS[m[2]];
+}
+
+export function parseWrk(text) {
+  const num = (re) => {
+    const m = re.exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const rps = num(/^Requests\/sec:\s+([\d.]+)/m);
+  const pct = (p) => {
+    const m = new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(text);
+    return m ? toMs(m[1]) : undefined;
+  };
+  const p50 = pct(50);
+  const p99 = pct(99);
+  if (rps === undefined || p50 === undefined || p99 === undefined) {
+    throw new Error('not a complete wrk --latency output (no Requests/sec or latency distribution)');
+  }
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  return {
+    rps,
+    p50_ms: p50,
+    p99_ms: p99,
+    requests: num(/^\s*(\d+) requests in/m) ?? 0,
+    non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0,
+    socketErrors: socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+  };
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmtMs = (n) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
+const fmtRatio = (n) => (n === undefined ? '—' : `${n.toFixed(2)}×`);
+
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+  const rule = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+function summarize(rawFile, summaryFile) {
+  const raw = readFileSync(rawFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const order = [];
+  for (const r of raw) if (!order.includes(r.proxy)) order.push(r.proxy);
+  const med = {};
+  for (const proxy of order) {
+    const reps = raw.filter((r) => r.proxy === proxy);
+    med[proxy] = {
+      reps: reps.length,
+      rps: median(reps.map((r) => r.rps)),
+      rps_min: Math.min(...reps.map((r) => r.rps)),
+      rps_max: Math.max(...reps.map((r) => r.rps)),
+      p50_ms: median(reps.map((r) => r.p50_ms)),
+      p99_ms: median(reps.map((r) => r.p99_ms)),
+      errors: reps.reduce((a, r) => a + r.non2xx + r.socketErrors, 0),
+      cpu_us_per_req: reps.every((r) => r.cpu_us_per_req != null) ? median(reps.map((r) => r.cpu_us_per_req)) : null,
+    };
+  }
+  const nginx = med.nginx;
+  for (const proxy of order) {
+    med[proxy].rps_vs_nginx = nginx ? med[proxy].rps / nginx.rps : undefined;
+    med[proxy].p99_vs_nginx = nginx ? med[proxy].p99_ms / nginx.p99_ms : undefined;
+  }
+
+  const rows = order.map((proxy) => {
+    const m = med[proxy];
+    return [
+      proxy + (m.errors ? ' (!errors)' : ''),
+      fmtInt(m.rps),
+      `${fmtInt(m.rps_min)}–${fmtInt(m.rps_max)}`,
+      fmtMs(m.p50_ms),
+      fmtMs(m.p99_ms),
+      fmtRatio(m.rps_vs_nginx),
+      fmtRatio(m.p99_vs_nginx),
+      m.cpu_us_per_req == null ? '—' : `${m.cpu_us_per_req.toFixed(1)} µs`,
+    ];
+  });
+  const out = [];
+  out.push(table(['proxy', 'req/s (median)', 'req/s min–max', 'p50 (median)', 'p99 (median)', 'req/s ÷ nginx', 'p99 ÷ nginx', 'proxy CPU/req'], rows));
+  out.push('');
+
+  // Targets, judged on medians of the same run only.
+  const checks = [];
+  const fw = med.fairway;
+  const hp = med['http-proxy-3'];
+  if (!fw) {
+    checks.push({ name: `fairway req/s >= ${TARGET_NGINX_RATIO}x nginx`, result: 'SKIP', detail: 'fairway not measured' });
+  } else if (!nginx) {
+    checks.push({ name: `fairway req/s >= ${TARGET_NGINX_RATIO}x nginx`, result: 'SKIP', detail: 'nginx not measured' });
+  } else {
+    const ratio = fw.rps / nginx.rps;
+    checks.push({
+      name: `fairway req/s >= ${TARGET_NGINX_RATIO}x nginx`,
+      result: ratio >= TARGET_NGINX_RATIO ? 'PASS' : 'FAIL',
+      detail: `${ratio.toFixed(2)}x (${fmtInt(fw.rps)} vs ${fmtInt(nginx.rps)} req/s)`,
+    });
+  }
+  if (!fw || !hp) {
+    checks.push({ name: 'fairway req/s > http-proxy-3 req/s', result: 'SKIP', detail: `${fw ? 'http-proxy-3' : 'fairway'} not measured` });
+  } else {
+    checks.push({
+      name: 'fairway req/s > http-proxy-3 req/s',
+      result: fw.rps > hp.rps ? 'PASS' : 'FAIL',
+      detail: `${(fw.rps / hp.rps).toFixed(2)}x (${fmtInt(fw.rps)} vs ${fmtInt(hp.rps)} req/s)`,
+    });
+  }
+  for (const proxy of order) {
+    if (med[proxy].errors) {
+      checks.push({ name: `${proxy} answered only 2xx without socket errors`, result: 'FAIL', detail: `${med[proxy].errors} errors over ${med[proxy].reps} reps (see the wrk outputs)` });
+    }
+  }
+  for (const c of checks) out.push(`${c.result} ${c.name}: ${c.detail}`);
+  const text = out.join('\n') + '\n';
+  process.stdout.write(text);
+
+  const meta = Object.fromEntries(
+    Object.entries(process.env)
+      .filter(([k]) => k.startsWith('BENCH_META_'))
+      .map(([k, v]) => [k.slice('BENCH_META_'.length).toLowerCase(), v]),
+  );
+  writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, checks, raw }, null, 2) + '\n');
+  return checks.some((c) => c.result === 'FAIL') ? 1 : 0;
+}
+
+const [cmd, ...args] = process.argv.slice(2);
+if (cmd === 'parse' && (args.length === 3 || args.length === 4)) {
+  const [file, proxy, rep, cpu] = args;
+  const parsed = parseWrk(readFileSync(file, 'utf8'));
+  const cpuSeconds = cpu === undefined ? -1 : Number(cpu);
+  const cpu_us_per_req = cpuSeconds >= 0 && parsed.requests > 0 ? (cpuSeconds * 1e6) / parsed.requests : null;
+  process.stdout.write(JSON.stringify({ proxy, rep: Number(rep), ...parsed, cpu_seconds: cpuSeconds >= 0 ? cpuSeconds : null, cpu_us_per_req }) + '\n');
+} else if (cmd === 'summarize' && args.length === 2) {
+  const failed = summarize(args[0], args[1]);
+  process.exit(failed && process.env.BENCH_STRICT === '1' ? 3 : 0);
+} else {
+  process.stderr.write('usage: wrk.mjs parse WRK_OUTPUT PROXY REP | wrk.mjs summarize RAW_JSONL SUMMARY_JSON\n');
+  process.exit(2);
+}

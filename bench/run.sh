@@ -1,0 +1,465 @@
+#!/usr/bin/env bash
+# Fairway's proxy benchmark (`npm run bench`). See bench/README.md.
+#
+# Loopback only. Starts an origin (nginx `return 200`, or a minimal Node server when
+# nginx is missing), then the proxies under test, each on its own port and each proxying
+# to the origin over keep-alive connections:
+#   direct        wrk straight to the origin (the ceiling of this machine's setup)
+#   nginx         nginx, 1 worker, proxy_pass to an upstream block with keepalive 64
+#   fairway       Fairway, one process, bench/fairway-bench.yaml (90/10 weighted versions)
+#   http-proxy-3  a bare http-proxy-3 proxy with a keep-alive agent (bench/peers/)
+# and measures each with `wrk -t1 -c64 --latency`, repetitions interleaved (rep 1 of
+# every proxy, then rep 2, ...), each after a short warm-up. The proxy under test runs on
+# CPU 0, origin and wrk on CPU 1. Prints a table of medians and PASS/FAIL lines for the
+# targets; writes every raw number to bench/results/<UTC time>/.
+#
+# Tunables (environment):
+#   BENCH_DURATION=10      seconds measured per proxy and rep
+#   BENCH_WARMUP=2         seconds of warm-up load before each measurement (0: none)
+#   BENCH_REPS=3           repetitions (interleaved)
+#   BENCH_CONNECTIONS=64   wrk connections (-c)
+#   BENCH_THREADS=1        wrk threads (-t)
+#   BENCH_PROXIES="direct nginx fairway http-proxy-3"   which to measure, in this order
+#   BENCH_PORT_BASE=18080  ports used: base, base+1 (origin), base+10/+11 (fairway http/admin),
+#                          base+20 (nginx proxy), base+30 (http-proxy-3)
+#   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1   CPUs for the proxy under test / origin + wrk
+#   BENCH_NGINX_ACCESS_LOG=on   nginx proxy writes a buffered access log to /dev/null,
+#                          as Fairway writes its access log to /dev/null (off: no log)
+#   BENCH_PROFILE=1        run Fairway under `node --cpu-prof` and summarise the profile
+#                          (its numbers then include the profiler's overhead)
+#   BENCH_STRICT=1         exit 3 when a target fails (default: report only, exit 0)
+#   BENCH_NO_INSTALL=1     never apt-get install missing tools
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+REPS=${BENCH_REPS:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-1}
+PROXIES=${BENCH_PROXIES:-"direct nginx fairway http-proxy-3"}
+PORT_BASE=${BENCH_PORT_BASE:-18080}
+PROXY_CPU=${BENCH_PROXY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+NGINX_ACCESS_LOG=${BENCH_NGINX_ACCESS_LOG:-on}
+PROFILE=${BENCH_PROFILE:-0}
+
+HOST_HEADER=bench.example.test            # the domain of the app in fairway-bench.yaml
+ORIGIN_A_PORT=$PORT_BASE                  # Fairway v1 (weight 90), nginx weight 9, http-proxy-3, direct
+ORIGIN_B_PORT=$((PORT_BASE + 1))          # Fairway v2 (weight 10), nginx weight 1
+FAIRWAY_PORT=$((PORT_BASE + 10))
+FAIRWAY_ADMIN_PORT=$((PORT_BASE + 11))
+NGINX_PORT=$((PORT_BASE + 20))
+HP3_PORT=$((PORT_BASE + 30))
+# The origin's answer: 100 bytes (the same as bench/peers/node-origin.mjs).
+ORIGIN_BODY='fairway bench origin: this response body is one hundred bytes long, padded with dots...............'
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$BENCH_DIR/results/$STAMP"
+LOGS="$RESULTS/logs"   # stderr of every started process, nginx error logs, apt output
+TMP=$(mktemp -d -t fairway-bench.XXXXXX)
+PIDS=()            # every process this script started (stopped by cleanup)
+NGINX=""           # path of nginx, empty when not found
+ORIGIN_KIND=""     # nginx or node
+MEASURED=()        # proxies that started and answered correctly
+SKIPPED=()         # "name: reason" for the report
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# --- cleanup: stop every started process (TERM, then KILL after 10 s), remove temp dir ---
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    local waited=0
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# --- checks of the tunables ---
+check_settings() {
+  local name value
+  for name in DURATION REPS CONNECTIONS THREADS PORT_BASE PROXY_CPU LOAD_CPU WARMUP; do
+    value=${!name}
+    [[ "$value" =~ ^[0-9]+$ ]] || die "BENCH_$name must be a whole number (got '$value')"
+  done
+  [ "$DURATION" -ge 1 ] && [ "$REPS" -ge 1 ] && [ "$CONNECTIONS" -ge "$THREADS" ] && [ "$THREADS" -ge 1 ] ||
+    die "need BENCH_DURATION >= 1, BENCH_REPS >= 1, BENCH_THREADS >= 1 and BENCH_CONNECTIONS >= BENCH_THREADS"
+  local p
+  for p in $PROXIES; do
+    case "$p" in direct | nginx | fairway | http-proxy-3) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
+  done
+}
+
+# --- find (or install, as root) wrk and nginx; wrk is required, nginx is optional ---
+find_tools() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]} with apt-get"
+    # Install from the local package lists first; refresh them only if that fails.
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"$LOGS/apt.log" 2>&1; then
+      log "apt-get install failed, running apt-get update first"
+      DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$LOGS/apt.log" 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >>"$LOGS/apt.log" 2>&1 ||
+        log "apt-get install ${missing[*]} failed (last lines: $(tail -n 3 "$LOGS/apt.log" | tr '\n' ' '))"
+    fi
+  fi
+  command -v wrk >/dev/null ||
+    die "wrk not found (and could not be installed: run as root, or 'apt-get install wrk'); nothing can be measured without it"
+  NGINX=$(command -v nginx || true)
+  [ -n "$NGINX" ] || { [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx; } || true
+  if [ -z "$NGINX" ]; then
+    log "nginx not found (apt-get install nginx-light): skipping the nginx peer; the origin will be a Node server"
+    SKIPPED+=("nginx: nginx not installed")
+  fi
+  command -v taskset >/dev/null || die "taskset not found (util-linux)"
+}
+
+# --- pin: proxy on PROXY_CPU, origin + wrk on LOAD_CPU (no pinning with fewer than 2 CPUs) ---
+PIN_PROXY=()
+PIN_LOAD=()
+setup_pinning() {
+  local cpus
+  cpus=$(nproc)
+  if [ "$cpus" -ge 2 ] && [ "$PROXY_CPU" -lt "$cpus" ] && [ "$LOAD_CPU" -lt "$cpus" ]; then
+    PIN_PROXY=(taskset -c "$PROXY_CPU")
+    PIN_LOAD=(taskset -c "$LOAD_CPU")
+    log "pinning: proxy under test on CPU $PROXY_CPU, origin and wrk on CPU $LOAD_CPU ($cpus CPUs)"
+  else
+    log "WARNING: $cpus CPU(s) (or CPU numbers out of range): running without pinning; figures are not comparable to pinned runs"
+  fi
+}
+
+# --- build dist/ when it is missing or older than a source or build file ---
+ensure_build() {
+  if [ ! -f "$ROOT/dist/cli.js" ] ||
+    [ -n "$(find "$ROOT/src" "$ROOT/tsconfig.json" "$ROOT/tsconfig.build.json" "$ROOT/package.json" -newer "$ROOT/dist/cli.js" -print -quit)" ]; then
+    log "dist/ is missing or stale: npm run build"
+    (cd "$ROOT" && npm run build --silent) >&2 || die "npm run build failed"
+    touch "$ROOT/dist/cli.js"   # tsc does not rewrite unchanged outputs; mark the build time
+  fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+check_ports() {
+  local port
+  for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT"; do
+    port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
+  done
+}
+
+# Starts "$@" in the background, stdout/stderr to the given files, and records its pid.
+# Usage: spawn NAME STDOUT_FILE COMMAND...
+spawn() {
+  local name=$1 out=$2
+  shift 2
+  "$@" >"$out" 2>"$LOGS/$name.err" &
+  PIDS+=("$!")
+  eval "PID_${name//-/_}=$!"
+}
+
+# Waits until a proxy (or the origin) answers 200 with the origin's 100 bytes.
+wait_ready() {
+  local name=$1 port=$2
+  if ! node "$BENCH_DIR/lib/probe.mjs" wait "http://127.0.0.1:$port/" "$HOST_HEADER" 15 2>"$TMP/$name.probe"; then
+    log "$name did not answer correctly on 127.0.0.1:$port: $(cat "$TMP/$name.probe")"
+    [ -s "$LOGS/$name.err" ] && log "$name stderr: $(tail -n 5 "$LOGS/$name.err" | tr '\n' ' ')"
+    return 1
+  fi
+}
+
+# nginx needs its temp paths writable; as root its worker runs as nobody, so the temp
+# dir must be traversable.
+nginx_common() {
+  local name=$1
+  mkdir -p "$TMP/$name"
+  cat <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $TMP/$name/nginx.pid;
+error_log $LOGS/$name.error.log warn;
+events { worker_connections 4096; multi_accept on; }
+EOF
+}
+nginx_temp_paths() {
+  local name=$1
+  cat <<EOF
+  client_body_temp_path $TMP/$name/client_body;
+  proxy_temp_path $TMP/$name/proxy;
+  fastcgi_temp_path $TMP/$name/fastcgi;
+  uwsgi_temp_path $TMP/$name/uwsgi;
+  scgi_temp_path $TMP/$name/scgi;
+EOF
+}
+
+# --- the origin: nginx `return 200` on two ports, or the Node fallback ---
+start_origin() {
+  if [ -n "$NGINX" ]; then
+    ORIGIN_KIND=nginx
+    {
+      nginx_common origin
+      cat <<EOF
+http {
+  access_log off;
+$(nginx_temp_paths origin)
+  keepalive_requests 10000000;
+  keepalive_timeout 75s;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:$ORIGIN_A_PORT;
+    listen 127.0.0.1:$ORIGIN_B_PORT;
+    location / { return 200 "$ORIGIN_BODY\n"; }
+  }
+}
+EOF
+    } >"$TMP/origin.conf"
+    spawn origin /dev/null "${PIN_LOAD[@]}" "$NGINX" -p "$TMP/origin" -c "$TMP/origin.conf" -e "$LOGS/origin.error.log"
+  else
+    ORIGIN_KIND=node
+    spawn origin /dev/null "${PIN_LOAD[@]}" node "$BENCH_DIR/peers/node-origin.mjs" "$ORIGIN_A_PORT" "$ORIGIN_B_PORT"
+  fi
+  wait_ready origin "$ORIGIN_A_PORT" && wait_ready origin "$ORIGIN_B_PORT" || die "the origin ($ORIGIN_KIND) did not start"
+  log "origin ($ORIGIN_KIND) on 127.0.0.1:$ORIGIN_A_PORT and :$ORIGIN_B_PORT"
+}
+
+# --- proxy: nginx, 1 worker, weighted upstream 9:1 with keep-alive ---
+start_nginx_proxy() {
+  [ -n "$NGINX" ] || return 1
+  local access_log="access_log off;"
+  [ "$NGINX_ACCESS_LOG" = on ] && access_log="access_log /dev/null combined buffer=64k flush=1s;"
+  {
+    nginx_common nginx
+    cat <<EOF
+http {
+  $access_log
+$(nginx_temp_paths nginx)
+  keepalive_requests 10000000;
+  keepalive_timeout 75s;
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
+    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # The headers Fairway sets too.
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Forwarded-Port \$server_port;
+      proxy_set_header X-Request-Id \$request_id;
+    }
+  }
+}
+EOF
+  } >"$TMP/nginx.conf"
+  spawn nginx /dev/null "${PIN_PROXY[@]}" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx.conf" -e "$LOGS/nginx.error.log"
+  wait_ready nginx "$NGINX_PORT"
+}
+
+# --- proxy: Fairway, one process, the bench config with this run's ports ---
+start_fairway() {
+  # Copy the config into the temp dir (its weights state file is written beside it).
+  sed -e "s/127\.0\.0\.1:18080/127.0.0.1:$ORIGIN_A_PORT/; s/127\.0\.0\.1:18081/127.0.0.1:$ORIGIN_B_PORT/" \
+    -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_ADMIN_PORT/" \
+    "$BENCH_DIR/fairway-bench.yaml" >"$TMP/fairway.yaml"
+  local node_flags=()
+  if [ "$PROFILE" = 1 ]; then
+    mkdir -p "$RESULTS/profile"
+    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile")
+  fi
+  # stdout (the JSON logs, access log included) goes to /dev/null; stderr is kept.
+  spawn fairway /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$TMP/fairway.yaml"
+  wait_ready fairway "$FAIRWAY_PORT"
+}
+
+# --- proxy: bare http-proxy-3 with a keep-alive agent ---
+start_http_proxy_3() {
+  spawn http-proxy-3 /dev/null "${PIN_PROXY[@]}" node "$BENCH_DIR/peers/http-proxy-3-proxy.mjs" "$HP3_PORT" "http://127.0.0.1:$ORIGIN_A_PORT"
+  wait_ready http-proxy-3 "$HP3_PORT"
+}
+
+port_of() {
+  case "$1" in
+    direct) echo "$ORIGIN_A_PORT" ;;
+    nginx) echo "$NGINX_PORT" ;;
+    fairway) echo "$FAIRWAY_PORT" ;;
+    http-proxy-3) echo "$HP3_PORT" ;;
+  esac
+}
+
+# CPU time (user + system, in clock ticks) of a process and its children (nginx workers).
+cpu_ticks() {
+  local pid=$1 total=0 p stat
+  for p in "$pid" $(pgrep -P "$pid" 2>/dev/null || true); do
+    stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    # Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+    total=$((total + $(awk '{print $12 + $13}' <<<"${stat##*) }")))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# Percentage of the machine's CPU time that was busy over one second (to warn about
+# other load: the results are only meaningful on an otherwise idle machine).
+machine_busy_percent() {
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%d", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
+}
+
+check_idle() {
+  BUSY_BEFORE=$(machine_busy_percent)
+  if [ "$BUSY_BEFORE" -gt 10 ]; then
+    log "WARNING: the machine is ${BUSY_BEFORE}% busy before the bench starts (other processes:"
+    ps -eo pid,pcpu,comm --sort=-pcpu | sed -n '2,4p' | sed 's/^/    /' >&2
+    log "  ); results will be low and noisy. Compare only within this run."
+  fi
+}
+
+start_proxies() {
+  local p
+  for p in $PROXIES; do
+    case "$p" in
+      direct) MEASURED+=(direct) ;;
+      nginx) if start_nginx_proxy; then MEASURED+=(nginx); elif [ -n "$NGINX" ]; then SKIPPED+=("nginx: did not start (see above)"); fi ;;
+      fairway) if start_fairway; then MEASURED+=(fairway); else SKIPPED+=("fairway: did not start (see above)"); fi ;;
+      http-proxy-3) if start_http_proxy_3; then MEASURED+=(http-proxy-3); else SKIPPED+=("http-proxy-3: did not start (see above)"); fi ;;
+    esac
+  done
+  [ "${#MEASURED[@]}" -gt 0 ] || die "nothing to measure"
+  log "measuring: ${MEASURED[*]}"
+}
+
+# Says which started process is gone (called when a measurement fails).
+check_alive() {
+  local name pidvar
+  for name in origin nginx fairway http-proxy-3; do
+    pidvar="PID_${name//-/_}"
+    [ -n "${!pidvar:-}" ] || continue
+    if ! kill -0 "${!pidvar}" 2>/dev/null; then
+      wait "${!pidvar}" 2>/dev/null && log "$name (pid ${!pidvar}) has exited" || log "$name (pid ${!pidvar}) has exited with status $?"
+    fi
+  done
+}
+
+# --- one measurement: warm-up, then wrk --latency; raw output kept, parsed line appended ---
+measure() {
+  local name=$1 rep=$2 port out
+  port=$(port_of "$name")
+  out="$RESULTS/wrk-$name-rep$rep.txt"
+  local wrk=("${PIN_LOAD[@]}" wrk "-t$THREADS" "-c$CONNECTIONS" -H "Host: $HOST_HEADER")
+  if [ "$WARMUP" -gt 0 ]; then
+    "${wrk[@]}" "-d${WARMUP}s" "http://127.0.0.1:$port/" >"$TMP/warmup.txt" 2>&1 ||
+      { log "warm-up of $name failed: $(tr '\n' ' ' <"$TMP/warmup.txt")"; check_alive; die "warm-up of $name failed"; }
+  fi
+  # CPU time the proxy process (with its children) spends during the measurement.
+  local pidvar="PID_${name//-/_}" t0=0 t1=0
+  [ -n "${!pidvar:-}" ] && t0=$(cpu_ticks "${!pidvar}")
+  if ! "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port/" >"$out" 2>&1; then
+    log "wrk failed against $name: $(tr '\n' ' ' <"$out")"
+    check_alive
+    die "measurement of $name failed (logs: ${LOGS#"$ROOT"/}/)"
+  fi
+  [ -n "${!pidvar:-}" ] && t1=$(cpu_ticks "${!pidvar}")
+  local cpu_seconds
+  cpu_seconds=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')
+  [ -n "${!pidvar:-}" ] || cpu_seconds=-1   # direct: no proxy process
+  node "$BENCH_DIR/lib/wrk.mjs" parse "$out" "$name" "$rep" "$cpu_seconds" >>"$RESULTS/raw.jsonl"
+  log "rep $rep/$REPS $(printf '%-12s' "$name") $(grep -E '^Requests/sec' "$out" | tr -s ' ') p99 $(grep -E '^ +99%' "$out" | awk '{print $2}')"
+}
+
+write_meta() {
+  export BENCH_META_DATE BENCH_META_COMMAND BENCH_META_NPROC BENCH_META_NODE BENCH_META_NGINX BENCH_META_WRK \
+    BENCH_META_KERNEL BENCH_META_CPU BENCH_META_SETTINGS BENCH_META_ORIGIN BENCH_META_SKIPPED BENCH_META_PINNING BENCH_META_BUSY_BEFORE
+  BENCH_META_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  BENCH_META_COMMAND="npm run bench"
+  BENCH_META_NPROC=$(nproc)
+  BENCH_META_NODE=$(node -v)
+  BENCH_META_NGINX=$([ -n "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's/^nginx version: //' || echo "not installed")
+  BENCH_META_WRK=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}')
+  BENCH_META_KERNEL=$(uname -r)
+  BENCH_META_CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
+  BENCH_META_SETTINGS="duration=${DURATION}s warmup=${WARMUP}s reps=$REPS connections=$CONNECTIONS threads=$THREADS nginx_access_log=$NGINX_ACCESS_LOG profile=$PROFILE"
+  BENCH_META_ORIGIN=$ORIGIN_KIND
+  BENCH_META_BUSY_BEFORE="${BUSY_BEFORE}%"
+  BENCH_META_SKIPPED=$(IFS=';'; echo "${SKIPPED[*]:-}")
+  BENCH_META_PINNING=$([ "${#PIN_PROXY[@]}" -gt 0 ] && echo "proxy CPU $PROXY_CPU, origin+wrk CPU $LOAD_CPU" || echo none)
+}
+
+# --- after the reps: Fairway's weighted split, profile, the table ---
+report() {
+  if [[ " ${MEASURED[*]} " == *" fairway "* ]]; then
+    log "fairway weighted split (admin /metrics): $(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$FAIRWAY_ADMIN_PORT/metrics" || echo unavailable)"
+  fi
+  if [ "$PROFILE" = 1 ] && [ -n "${PID_fairway:-}" ]; then
+    # The profile is written when Fairway exits: stop it now, gracefully.
+    kill -TERM "$PID_fairway" 2>/dev/null || true
+    wait "$PID_fairway" 2>/dev/null || true
+    local prof
+    prof=$(ls -t "$RESULTS"/profile/*.cpuprofile 2>/dev/null | head -n 1 || true)
+    if [ -n "$prof" ]; then
+      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 | tee "$RESULTS/profile-top.txt" >&2
+    else
+      log "no CPU profile was written"
+    fi
+  fi
+  write_meta
+  echo
+  echo "Fairway bench $BENCH_META_DATE: $BENCH_META_SETTINGS; nproc $BENCH_META_NPROC; pinning: $BENCH_META_PINNING"
+  echo "node $BENCH_META_NODE, nginx $BENCH_META_NGINX, wrk $BENCH_META_WRK, origin: $ORIGIN_KIND; machine busy before start: $BENCH_META_BUSY_BEFORE"
+  local s
+  for s in "${SKIPPED[@]}"; do echo "SKIPPED $s"; done
+  echo
+  # The summarizer exits 3 on a failed target only with BENCH_STRICT=1 (pipefail keeps its status).
+  local rc=0
+  node "$BENCH_DIR/lib/wrk.mjs" summarize "$RESULTS/raw.jsonl" "$RESULTS/summary.json" | tee "$RESULTS/table.txt" || rc=$?
+  echo
+  echo "raw results: ${RESULTS#"$ROOT"/}/ (wrk outputs, raw.jsonl, summary.json, table.txt)"
+  ln -sfn "$STAMP" "$BENCH_DIR/results/latest"
+  return "$rc"
+}
+
+main() {
+  check_settings
+  mkdir -p "$LOGS"
+  find_tools
+  setup_pinning
+  ensure_build
+  check_ports
+  check_idle
+  chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
+  start_origin
+  start_proxies
+  local rep p
+  for rep in $(seq 1 "$REPS"); do
+    for p in "${MEASURED[@]}"; do measure "$p" "$rep"; done
+  done
+  report
+}
+
+main "$@"

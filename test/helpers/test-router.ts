@@ -1,0 +1,95 @@
+/**
+ * A real router started in-process from a YAML config written to a temp directory,
+ * with its log lines captured, and a client bound to its listeners.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { Agent, request } from 'undici';
+import { startRouter, type Router } from '../../src/router.js';
+import type { Snapshot } from '../../src/model.js';
+
+export interface TestRouter {
+  readonly router: Router;
+  readonly configFile: string;
+  readonly dir: string;
+  readonly http: string;
+  readonly admin: string;
+  /** Parsed JSON log lines, in order. */
+  readonly logs: Record<string, unknown>[];
+  /** GET (or other) through the data plane with a Host header; resolves with status, headers, body text. */
+  get(host: string, pathname?: string, init?: RequestInit): Promise<Answer>;
+  adminGet(pathname: string): Promise<Answer>;
+  adminPut(pathname: string, body: unknown): Promise<Answer>;
+  /** Rewrites the config file and resolves with the snapshot (or rejects with the provider error) it causes. */
+  rewrite(yaml: string): Promise<Snapshot>;
+  close(): Promise<void>;
+}
+
+export interface RequestInit {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer | NodeJS.ReadableStream;
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  json<T = any>(): T;
+}
+
+/** `yaml` may use `{{http}}`/`{{admin}}`; listeners default to ephemeral loopback ports. */
+export async function startTestRouter(yaml: string, options: { dir?: string } = {}): Promise<TestRouter> {
+  const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'fairway-test-'));
+  const configFile = path.join(dir, 'fairway.yaml');
+  if (!/^listen:/m.test(yaml)) yaml = `listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${yaml}`;
+  writeFileSync(configFile, yaml);
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const router = await startRouter({ configFile, logDestination: destination, processMetrics: false });
+  const agent = new Agent({ keepAliveTimeout: 1000 });
+  const http = `http://127.0.0.1:${router.httpAddress.port}`;
+  const admin = `http://127.0.0.1:${router.adminAddress.port}`;
+  const call = async (url: string, init: RequestInit = {}): Promise<Answer> => {
+    const res = await request(url, { dispatcher: agent, method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body as string });
+    const body = await res.body.text();
+    return { status: res.statusCode, headers: res.headers as Answer['headers'], body, json: () => JSON.parse(body) };
+  };
+  return {
+    router,
+    configFile,
+    dir,
+    http,
+    admin,
+    logs,
+    get: (host, pathname = '/', init = {}) => call(`${http}${pathname}`, { ...init, headers: { host, ...init.headers } }),
+    adminGet: (pathname) => call(`${admin}${pathname}`),
+    adminPut: (pathname, body) => call(`${admin}${pathname}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    async rewrite(text: string) {
+      if (!/^listen:/m.test(text)) text = `listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${text}`;
+      const cp = router.controlPlane;
+      const outcome = new Promise<Snapshot>((resolve, reject) => {
+        const onSnapshot = (s: Snapshot) => { cp.off('provider-error', onError); resolve(s); };
+        const onError = (_p: string, err: Error) => { cp.off('snapshot', onSnapshot); reject(err); };
+        cp.once('snapshot', onSnapshot);
+        cp.once('provider-error', onError);
+      });
+      writeFileSync(configFile, text);
+      return outcome;
+    },
+    async close() {
+      await router.close(2000);
+      await agent.close();
+    },
+  };
+}
+
+export { once };

@@ -1,0 +1,60 @@
+/**
+ * Real HTTP servers on loopback that stand in for app endpoints in tests.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface TestUpstream {
+  readonly name: string;
+  readonly port: number;
+  /** `127.0.0.1:port`, as written in a config. */
+  readonly address: string;
+  /** Requests received so far. */
+  hits: number;
+  /** The last request's headers as received. */
+  lastHeaders: IncomingMessage['headers'];
+  lastRawHeaders: string[];
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, upstream: TestUpstream) => void;
+
+/** Answers `{"upstream": name, "method", "url", "headers"}` unless given a handler. */
+export async function startUpstream(name: string, handler?: Handler): Promise<TestUpstream> {
+  const up = { name, hits: 0, lastHeaders: {}, lastRawHeaders: [] } as unknown as TestUpstream & { port: number; address: string; server: Server };
+  const server = createServer((req, res) => {
+    up.hits++;
+    up.lastHeaders = req.headers;
+    up.lastRawHeaders = req.rawHeaders;
+    if (handler) return handler(req, res, up);
+    req.resume();
+    req.on('end', () => {
+      const body = JSON.stringify({ upstream: name, method: req.method, url: req.url, headers: req.headers });
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  Object.assign(up, {
+    server,
+    port,
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+  return up;
+}
+
+/** A loopback port with nothing listening (connections are refused). */
+export async function refusedAddress(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return `127.0.0.1:${port}`;
+}
