@@ -19,9 +19,11 @@
 #   BENCH_REPS=3           repetitions (interleaved)
 #   BENCH_CONNECTIONS=64   wrk connections (-c)
 #   BENCH_THREADS=1        wrk threads (-t)
-#   BENCH_PROXIES="direct nginx fairway http-proxy-3"   which to measure, in this order
+#   BENCH_PROXIES="direct nginx fairway http-proxy-3"   which to measure, in this order;
+#                          also available: fairway-nolog (a second Fairway with the access
+#                          log off, to measure what the access log costs)
 #   BENCH_PORT_BASE=18080  ports used: base, base+1 (origin), base+10/+11 (fairway http/admin),
-#                          base+20 (nginx proxy), base+30 (http-proxy-3)
+#                          base+12/+13 (fairway-nolog), base+20 (nginx proxy), base+30 (http-proxy-3)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1   CPUs for the proxy under test / origin + wrk
 #   BENCH_NGINX_ACCESS_LOG=on   nginx proxy writes a buffered access log to /dev/null,
 #                          as Fairway writes its access log to /dev/null (off: no log)
@@ -51,6 +53,8 @@ ORIGIN_A_PORT=$PORT_BASE                  # Fairway v1 (weight 90), nginx weight
 ORIGIN_B_PORT=$((PORT_BASE + 1))          # Fairway v2 (weight 10), nginx weight 1
 FAIRWAY_PORT=$((PORT_BASE + 10))
 FAIRWAY_ADMIN_PORT=$((PORT_BASE + 11))
+FAIRWAY_NOLOG_PORT=$((PORT_BASE + 12))
+FAIRWAY_NOLOG_ADMIN_PORT=$((PORT_BASE + 13))
 NGINX_PORT=$((PORT_BASE + 20))
 HP3_PORT=$((PORT_BASE + 30))
 # The origin's answer: 100 bytes (the same as bench/peers/node-origin.mjs).
@@ -99,7 +103,7 @@ check_settings() {
     die "need BENCH_DURATION >= 1, BENCH_REPS >= 1, BENCH_THREADS >= 1 and BENCH_CONNECTIONS >= BENCH_THREADS"
   local p
   for p in $PROXIES; do
-    case "$p" in direct | nginx | fairway | http-proxy-3) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
+    case "$p" in direct | nginx | fairway | fairway-nolog | http-proxy-3) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
   done
 }
 
@@ -158,7 +162,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 check_ports() {
   local port
-  for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT"; do
+  for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_NOLOG_PORT" \
+    "$FAIRWAY_NOLOG_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT"; do
     port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
   done
 }
@@ -280,19 +285,23 @@ EOF
 }
 
 # --- proxy: Fairway, one process, the bench config with this run's ports ---
+# Usage: start_fairway NAME HTTP_PORT ADMIN_PORT ACCESS_LOG(true|false)
 start_fairway() {
-  # Copy the config into the temp dir (its weights state file is written beside it).
+  local name=$1 port=$2 admin=$3 access=$4
+  # Copy the config into its own temp dir (the weights state file is written beside it).
+  mkdir -p "$TMP/$name"
   sed -e "s/127\.0\.0\.1:18080/127.0.0.1:$ORIGIN_A_PORT/; s/127\.0\.0\.1:18081/127.0.0.1:$ORIGIN_B_PORT/" \
-    -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_ADMIN_PORT/" \
-    "$BENCH_DIR/fairway-bench.yaml" >"$TMP/fairway.yaml"
+    -e "s/127\.0\.0\.1:18090/127.0.0.1:$port/; s/127\.0\.0\.1:18091/127.0.0.1:$admin/" \
+    -e "s/^  access: true/  access: $access/" \
+    "$BENCH_DIR/fairway-bench.yaml" >"$TMP/$name/fairway.yaml"
   local node_flags=()
   if [ "$PROFILE" = 1 ]; then
-    mkdir -p "$RESULTS/profile"
-    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile")
+    mkdir -p "$RESULTS/profile-$name"
+    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
   fi
   # stdout (the JSON logs, access log included) goes to /dev/null; stderr is kept.
-  spawn fairway /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$TMP/fairway.yaml"
-  wait_ready fairway "$FAIRWAY_PORT"
+  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$TMP/$name/fairway.yaml"
+  wait_ready "$name" "$port"
 }
 
 # --- proxy: bare http-proxy-3 with a keep-alive agent ---
@@ -306,6 +315,7 @@ port_of() {
     direct) echo "$ORIGIN_A_PORT" ;;
     nginx) echo "$NGINX_PORT" ;;
     fairway) echo "$FAIRWAY_PORT" ;;
+    fairway-nolog) echo "$FAIRWAY_NOLOG_PORT" ;;
     http-proxy-3) echo "$HP3_PORT" ;;
   esac
 }
@@ -347,7 +357,12 @@ start_proxies() {
     case "$p" in
       direct) MEASURED+=(direct) ;;
       nginx) if start_nginx_proxy; then MEASURED+=(nginx); elif [ -n "$NGINX" ]; then SKIPPED+=("nginx: did not start (see above)"); fi ;;
-      fairway) if start_fairway; then MEASURED+=(fairway); else SKIPPED+=("fairway: did not start (see above)"); fi ;;
+      fairway)
+        if start_fairway fairway "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" true; then MEASURED+=(fairway)
+        else SKIPPED+=("fairway: did not start (see above)"); fi ;;
+      fairway-nolog)
+        if start_fairway fairway-nolog "$FAIRWAY_NOLOG_PORT" "$FAIRWAY_NOLOG_ADMIN_PORT" false; then MEASURED+=(fairway-nolog)
+        else SKIPPED+=("fairway-nolog: did not start (see above)"); fi ;;
       http-proxy-3) if start_http_proxy_3; then MEASURED+=(http-proxy-3); else SKIPPED+=("http-proxy-3: did not start (see above)"); fi ;;
     esac
   done
@@ -358,7 +373,7 @@ start_proxies() {
 # Says which started process is gone (called when a measurement fails).
 check_alive() {
   local name pidvar
-  for name in origin nginx fairway http-proxy-3; do
+  for name in origin nginx fairway fairway-nolog http-proxy-3; do
     pidvar="PID_${name//-/_}"
     [ -n "${!pidvar:-}" ] || continue
     if ! kill -0 "${!pidvar}" 2>/dev/null; then
@@ -416,18 +431,20 @@ report() {
   if [[ " ${MEASURED[*]} " == *" fairway "* ]]; then
     log "fairway weighted split (admin /metrics): $(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$FAIRWAY_ADMIN_PORT/metrics" || echo unavailable)"
   fi
-  if [ "$PROFILE" = 1 ] && [ -n "${PID_fairway:-}" ]; then
+  local name pidvar prof
+  for name in fairway fairway-nolog; do
+    pidvar="PID_${name//-/_}"
+    [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || continue
     # The profile is written when Fairway exits: stop it now, gracefully.
-    kill -TERM "$PID_fairway" 2>/dev/null || true
-    wait "$PID_fairway" 2>/dev/null || true
-    local prof
-    prof=$(ls -t "$RESULTS"/profile/*.cpuprofile 2>/dev/null | head -n 1 || true)
+    kill -TERM "${!pidvar}" 2>/dev/null || true
+    wait "${!pidvar}" 2>/dev/null || true
+    prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
     if [ -n "$prof" ]; then
-      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 | tee "$RESULTS/profile-top.txt" >&2
+      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 | tee "$RESULTS/profile-top-$name.txt" >&2
     else
-      log "no CPU profile was written"
+      log "no CPU profile was written for $name"
     fi
-  fi
+  done
   write_meta
   echo
   echo "Fairway bench $BENCH_META_DATE: $BENCH_META_SETTINGS; nproc $BENCH_META_NPROC; pinning: $BENCH_META_PINNING"

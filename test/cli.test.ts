@@ -2,8 +2,9 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { request } from 'undici';
 import { runCli, startRouterProcess } from './helpers/router-process.js';
-import { startUpstream } from './helpers/upstreams.js';
+import { refusedAddress, startUpstream } from './helpers/upstreams.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fairway-cli-'));
 function file(name: string, text: string): string {
@@ -90,4 +91,29 @@ apps:
   const down = await runCli(['routes', ...admin]);
   t.equal(down.code, 1, 'an unreachable router is a failure, not a usage error');
   t.match(down.stderr, /cannot reach the admin API .* \[FW_ADMIN_UNREACHABLE\]/);
+});
+
+t.test('demo (what npm start runs) starts a backend per loopback endpoint and serves the config through them', async (t) => {
+  const [p1, p2] = [await refusedAddress(), await refusedAddress()]; // free ports for the demo backends
+  const config = file('demo.yaml', `
+listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
+platformDomain: localtest.me
+log: { access: false }
+apps:
+  web:
+    domains: [web]
+    versions:
+      v1: { weight: 1, endpoints: ["${p1}"] }
+      v2: { weight: 1, endpoints: ["${p2}"] }
+`);
+  const demo = await startRouterProcess(config, 'demo');
+  const bodies = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const res = await request(`${demo.http}/hello`, { headers: { host: 'web.localtest.me' } });
+    t.equal(res.statusCode, 200);
+    bodies.add((await res.body.text()).split('\n')[0]!);
+  }
+  t.same([...bodies].sort(), [`Hello from web v1 (${p1})`, `Hello from web v2 (${p2})`]);
+  t.match(demo.stderr(), /curl -H 'Host: web\.localtest\.me' http:\/\/127\.0\.0\.1:\d+\//, 'it tells the user what to try');
+  t.equal(await demo.stop(), 0);
 });

@@ -153,6 +153,24 @@ apps:
   t.equal(res.headers['x-fairway-error'], 'FW_UPSTREAM_TIMEOUT');
 });
 
+t.test('an upstream that stalls mid-body past timeouts.upstreamIdle: the client connection is cut and the log says 504', async (t) => {
+  const stalls = await upstream('stalls', (_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('first part'); // then nothing more
+  });
+  const r = await router(`
+timeouts: { upstreamIdle: 300ms }
+apps:
+  app:
+    domains: [app.test]
+    versions: { v1: { weight: 1, endpoints: ["${stalls.address}"] } }
+`);
+  await t.rejects(r.get('app.test'));
+  const line = await waitForLog(r, (l) => l.log === 'access' && l.host === 'app.test');
+  t.equal(line.status, 504);
+  t.equal(line.error, 'timeout');
+});
+
 t.test('a malformed upstream response is 502, and the router keeps serving', async (t) => {
   const garbage = await upstream('garbage', (_req, res) => {
     res.socket!.end('HTTP/1.1 abc nonsense\r\n\r\n');

@@ -181,7 +181,7 @@ export class DataPlane {
       'x-request-id', requestId,
     );
     const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body };
-    new ProxyExchange(req, res, fwd, app, version, table, this.#ctx, started).start();
+    new ProxyExchange(res, fwd, app, version, table, this.#ctx, started).start();
   };
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {

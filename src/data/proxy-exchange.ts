@@ -13,7 +13,7 @@
  * Lifecycle: `start()` once; then undici calls the handler methods; `#finish()` runs
  * exactly once, after which the exchange holds no resources.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { FairwayError, type ErrorCode } from '../errors.js';
@@ -53,7 +53,6 @@ export interface ExchangeContext {
 }
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
-  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #fwd: ForwardRequest;
   readonly #app: AppRoute;
@@ -71,8 +70,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #done = false;
   #bytes = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, table: RouteTable, ctx: ExchangeContext, started: number) {
-    this.#req = req;
+  constructor(res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, table: RouteTable, ctx: ExchangeContext, started: number) {
     this.#res = res;
     this.#fwd = fwd;
     this.#app = app;
@@ -175,8 +173,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const res = this.#res;
     if (this.#headersSent) {
       // The status line is gone; the only honest signal left is an incomplete response.
+      // The log still records what the status would have been.
       res.destroy();
-      this.#finish(502, reason ?? err.message);
+      this.#finish(reason === 'timeout' ? 504 : 502, reason ?? err.message);
       return;
     }
     const status = sendError(res, code, true);

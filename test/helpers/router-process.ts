@@ -38,10 +38,10 @@ export interface RouterProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `fairway serve --config FILE` and resolves once it logs that it is serving. */
-export function startRouterProcess(configFile: string): Promise<RouterProcess> {
+/** Starts `fairway serve --config FILE` (or `demo`) and resolves once it logs that it is serving. */
+export function startRouterProcess(configFile: string, command: 'serve' | 'demo' = 'serve'): Promise<RouterProcess & { stderr(): string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('exit', (code) => reject(new Error(`router exited with ${code}: ${stderr}`)));
@@ -63,6 +63,7 @@ export function startRouterProcess(configFile: string): Promise<RouterProcess> {
           child.kill('SIGTERM');
           return exited;
         },
+        stderr: () => stderr,
       });
     });
   });
