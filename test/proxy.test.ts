@@ -23,6 +23,14 @@ async function router(yaml: string): Promise<TestRouter> {
 
 const upstreamOf = (a: { json(): { upstream: string } }) => a.json().upstream;
 
+/** A config with one app at host app.test, one version, one endpoint; `settings` is YAML put before `apps`. */
+const appTest = (endpoint: string, settings = '') => `${settings}
+apps:
+  app:
+    domains: [app.test]
+    versions: { v1: { weight: 1, endpoints: ["${endpoint}"] } }
+`;
+
 t.test('routes by host: exact, wildcard, platform subdomain; unknown hosts get a 404 page', async (t) => {
   const web = await upstream('web');
   const api = await upstream('api');
@@ -128,12 +136,7 @@ t.test('an upstream that dies mid-response: the client connection is cut and the
     res.write('partial');
     setImmediate(() => res.socket!.destroy());
   });
-  const r = await router(`
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${broken.address}"] } }
-`);
+  const r = await router(appTest(broken.address));
   await t.rejects(r.get('app.test'), 'the client sees an incomplete response, not a clean one');
   const line = await waitForLog(r, (l) => l.log === 'access' && l.host === 'app.test');
   t.equal(line.status, 502);
@@ -141,13 +144,7 @@ apps:
 
 t.test('an upstream that does not answer in time gets 504 FW_UPSTREAM_TIMEOUT', async (t) => {
   const slow = await upstream('slow', () => { /* never answers */ });
-  const r = await router(`
-timeouts: { upstreamHeaders: 200ms }
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${slow.address}"] } }
-`);
+  const r = await router(appTest(slow.address, 'timeouts: { upstreamHeaders: 200ms }'));
   const res = await r.get('app.test');
   t.equal(res.status, 504);
   t.equal(res.headers['x-fairway-error'], 'FW_UPSTREAM_TIMEOUT');
@@ -158,13 +155,7 @@ t.test('an upstream that stalls mid-body past timeouts.upstreamIdle: the client 
     res.writeHead(200, { 'content-length': '100' });
     res.write('first part'); // then nothing more
   });
-  const r = await router(`
-timeouts: { upstreamIdle: 300ms }
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${stalls.address}"] } }
-`);
+  const r = await router(appTest(stalls.address, 'timeouts: { upstreamIdle: 300ms }'));
   await t.rejects(r.get('app.test'));
   const line = await waitForLog(r, (l) => l.log === 'access' && l.host === 'app.test');
   t.equal(line.status, 504);
@@ -191,13 +182,7 @@ apps:
 
 t.test('bodies over limits.maxBodySize get 413, with or without Content-Length', async (t) => {
   const sink = await upstream('sink');
-  const r = await router(`
-limits: { maxBodySize: 1kb }
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${sink.address}"] } }
-`);
+  const r = await router(appTest(sink.address, 'limits: { maxBodySize: 1kb }'));
   t.equal((await r.get('app.test', '/', { method: 'POST', body: 'x'.repeat(1024) })).status, 200, 'exactly the limit passes');
   const big = await r.get('app.test', '/', { method: 'POST', body: 'x'.repeat(1025) });
   t.equal(big.status, 413);
@@ -210,13 +195,7 @@ apps:
 
 t.test('headers over limits.maxHeaderSize or maxHeadersCount get 431', async (t) => {
   const u = await upstream('u');
-  const r = await router(`
-limits: { maxHeaderSize: 2kb, maxHeadersCount: 10 }
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${u.address}"] } }
-`);
+  const r = await router(appTest(u.address, 'limits: { maxHeaderSize: 2kb, maxHeadersCount: 10 }'));
   const tooBig = await rawRequest(r, `GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: ${'a'.repeat(3000)}\r\n\r\n`);
   t.match(tooBig, /^HTTP\/1\.1 431 /);
   const headers = Array.from({ length: 12 }, (_, i) => `x-h${i}: ${i}`).join('\r\n');
@@ -228,12 +207,7 @@ apps:
 
 t.test('forwarded requests keep Host, drop hop-by-hop headers, and carry X-Forwarded-* and X-Request-Id', async (t) => {
   const echo = await upstream('echo');
-  const r = await router(`
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${echo.address}"] } }
-`);
+  const r = await router(appTest(echo.address));
   // Raw bytes: HTTP clients refuse to send some of these headers themselves.
   const answer = await rawRequest(r, [
     'GET /path?q=1 HTTP/1.1', 'Host: App.Test:1234', 'Connection: close, x-hop', 'X-Hop: secret', 'Keep-Alive: timeout=5',
@@ -265,12 +239,7 @@ t.test('response headers are relayed without hop-by-hop ones; multi-value header
     res.writeHead(201);
     res.end('made');
   });
-  const r = await router(`
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${u.address}"] } }
-`);
+  const r = await router(appTest(u.address));
   const res = await r.get('app.test');
   t.equal(res.status, 201);
   t.equal(res.body, 'made');
@@ -281,12 +250,7 @@ apps:
 
 t.test('one JSON access-log line per request with the documented fields', async (t) => {
   const u = await upstream('u');
-  const r = await router(`
-apps:
-  app:
-    domains: [app.test]
-    versions: { v1: { weight: 1, endpoints: ["${u.address}"] } }
-`);
+  const r = await router(appTest(u.address));
   await r.get('app.test', '/logged?x=1', { headers: { 'x-request-id': 'log-me' } });
   const line = await waitForLog(r, (l) => l.reqId === 'log-me');
   t.match(line, {

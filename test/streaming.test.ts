@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { startUpstream } from './helpers/upstreams.js';
+import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 import { startRouterProcess } from './helpers/router-process.js';
 
 const SIZE = 50 * 1024 * 1024;
@@ -29,6 +29,20 @@ function pattern(onPull?: (bytes: number) => void): Readable {
   });
 }
 
+/** A router process serving host files.test from `origin`, access log off. */
+function routerFor(origin: TestUpstream) {
+  const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'fairway-stream-')), 'fairway.yaml');
+  writeFileSync(configFile, `
+listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
+log: { access: false }
+apps:
+  files:
+    domains: [files.test]
+    versions: { v1: { weight: 1, endpoints: ["${origin.address}"] } }
+`);
+  return startRouterProcess(configFile);
+}
+
 const expectedHash = await (async () => {
   const h = createHash('sha256');
   for await (const c of pattern()) h.update(c as Buffer);
@@ -47,17 +61,7 @@ t.test('50 MB downloads and uploads pass through intact, with and without Conten
     req.on('data', (c: Buffer) => { bytes += c.length; h.update(c); });
     req.on('end', () => res.end(JSON.stringify({ bytes, sha256: h.digest('hex') })));
   });
-  const dir = mkdtempSync(path.join(tmpdir(), 'fairway-stream-'));
-  const configFile = path.join(dir, 'fairway.yaml');
-  writeFileSync(configFile, `
-listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
-log: { access: false }
-apps:
-  files:
-    domains: [files.test]
-    versions: { v1: { weight: 1, endpoints: ["${origin.address}"] } }
-`);
-  const router = await startRouterProcess(configFile);
+  const router = await routerFor(origin);
   t.teardown(async () => {
     await router.stop();
     await origin.close();
@@ -122,17 +126,7 @@ t.test('backpressure: a client or upstream that stops reading stalls the sender 
       req.resume();
     };
   });
-  const dir = mkdtempSync(path.join(tmpdir(), 'fairway-stall-'));
-  const configFile = path.join(dir, 'fairway.yaml');
-  writeFileSync(configFile, `
-listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
-log: { access: false }
-apps:
-  files:
-    domains: [files.test]
-    versions: { v1: { weight: 1, endpoints: ["${origin.address}"] } }
-`);
-  const router = await startRouterProcess(configFile);
+  const router = await routerFor(origin);
   t.teardown(async () => {
     await router.stop();
     await origin.close();
