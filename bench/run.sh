@@ -342,6 +342,15 @@ machine_busy_percent() {
   awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%d", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
 }
 
+# "busy total" jiffies of one CPU (busy = everything but idle and iowait).
+cpu_jiffies() {
+  awk -v cpu="cpu$1" '$1 == cpu { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat
+}
+# Busy percentage of a CPU between two cpu_jiffies readings.
+busy_between() {
+  awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
+}
+
 check_idle() {
   BUSY_BEFORE=$(machine_busy_percent)
   if [ "$BUSY_BEFORE" -gt 10 ]; then
@@ -395,16 +404,22 @@ measure() {
   # CPU time the proxy process (with its children) spends during the measurement.
   local pidvar="PID_${name//-/_}" t0=0 t1=0
   [ -n "${!pidvar:-}" ] && t0=$(cpu_ticks "${!pidvar}")
+  local proxy_j0 load_j0 proxy_j1 load_j1
+  proxy_j0=$(cpu_jiffies "$PROXY_CPU")
+  load_j0=$(cpu_jiffies "$LOAD_CPU")
   if ! "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port/" >"$out" 2>&1; then
     log "wrk failed against $name: $(tr '\n' ' ' <"$out")"
     check_alive
     die "measurement of $name failed (logs: ${LOGS#"$ROOT"/}/)"
   fi
   [ -n "${!pidvar:-}" ] && t1=$(cpu_ticks "${!pidvar}")
+  proxy_j1=$(cpu_jiffies "$PROXY_CPU")
+  load_j1=$(cpu_jiffies "$LOAD_CPU")
   local cpu_seconds
   cpu_seconds=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')
   [ -n "${!pidvar:-}" ] || cpu_seconds=-1   # direct: no proxy process
-  node "$BENCH_DIR/lib/wrk.mjs" parse "$out" "$name" "$rep" "$cpu_seconds" >>"$RESULTS/raw.jsonl"
+  node "$BENCH_DIR/lib/wrk.mjs" parse "$out" "$name" "$rep" "$cpu_seconds" \
+    "$(busy_between "$proxy_j0" "$proxy_j1")" "$(busy_between "$load_j0" "$load_j1")" >>"$RESULTS/raw.jsonl"
   log "rep $rep/$REPS $(printf '%-12s' "$name") $(grep -E '^Requests/sec' "$out" | tr -s ' ') p99 $(grep -E '^ +99%' "$out" | awk '{print $2}')"
 }
 

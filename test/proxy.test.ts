@@ -1,6 +1,7 @@
 import t from 'tap';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
+import { request } from 'undici';
 import { startUpstream, refusedAddress, type TestUpstream } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter } from './helpers/test-router.js';
 import { tally } from './helpers/sample.js';
@@ -286,3 +287,20 @@ function rawRequest(r: TestRouter, text: string): Promise<string> {
     socket.write(text);
   });
 }
+
+t.test('closing the router lets a request in flight finish, then refuses new connections', async (t) => {
+  let release: () => void = () => {};
+  const held = await upstream('held', (_req, res) => {
+    release = () => res.end('finished');
+  });
+  const r = await startTestRouter(appTest(held.address));
+  const inFlight = r.get('app.test');
+  while (held.hits === 0) await new Promise((resolve) => setImmediate(resolve));
+  const closed = r.close();
+  release();
+  const res = await inFlight;
+  t.equal(res.status, 200);
+  t.equal(res.body, 'finished');
+  await closed;
+  await t.rejects(request(r.http, { headers: { host: 'app.test' } }), { code: 'ECONNREFUSED' });
+});

@@ -1,10 +1,12 @@
 // wrk output parsing and the final report of bench/run.sh (plain Node, no dependencies).
 //
-//   node wrk.mjs parse WRK_OUTPUT_FILE PROXY REP [PROXY_CPU_SECONDS]
+//   node wrk.mjs parse WRK_OUTPUT_FILE PROXY REP [PROXY_CPU_SECONDS PROXY_CPU_BUSY% LOAD_CPU_BUSY%]
 //     Prints one JSON line: {proxy, rep, rps, p50_ms, p99_ms, requests, non2xx,
-//     socketErrors, cpu_us_per_req}. Needs wrk's `--latency` output (the "Latency
-//     Distribution" block). PROXY_CPU_SECONDS is the CPU time the proxy process used
-//     during the measurement (negative or absent: unknown, e.g. for "direct").
+//     socketErrors, cpu_seconds, cpu_us_per_req, proxy_cpu_busy, load_cpu_busy}. Needs
+//     wrk's `--latency` output (the "Latency Distribution" block). PROXY_CPU_SECONDS is
+//     the CPU time the proxy process used during the measurement (negative: unknown, e.g.
+//     for "direct"); the busy percentages are of the two pinned CPUs as a whole (kernel
+//     network work in softirq included), to tell which side was the bottleneck.
 //
 //   node wrk.mjs summarize RAW_JSONL SUMMARY_JSON
 //     Reads the per-rep lines, prints the table of medians and the PASS/FAIL lines of
@@ -83,6 +85,8 @@ function summarize(rawFile, summaryFile) {
       p99_ms: median(reps.map((r) => r.p99_ms)),
       errors: reps.reduce((a, r) => a + r.non2xx + r.socketErrors, 0),
       cpu_us_per_req: reps.every((r) => r.cpu_us_per_req != null) ? median(reps.map((r) => r.cpu_us_per_req)) : null,
+      proxy_cpu_busy: reps.every((r) => r.proxy_cpu_busy != null) ? median(reps.map((r) => r.proxy_cpu_busy)) : null,
+      load_cpu_busy: reps.every((r) => r.load_cpu_busy != null) ? median(reps.map((r) => r.load_cpu_busy)) : null,
     };
   }
   const nginx = med.nginx;
@@ -102,10 +106,11 @@ function summarize(rawFile, summaryFile) {
       fmtRatio(m.rps_vs_nginx),
       fmtRatio(m.p99_vs_nginx),
       m.cpu_us_per_req == null ? '—' : `${m.cpu_us_per_req.toFixed(1)} µs`,
+      m.proxy_cpu_busy == null ? '—' : `${m.proxy_cpu_busy}% / ${m.load_cpu_busy}%`,
     ];
   });
   const out = [];
-  out.push(table(['proxy', 'req/s (median)', 'req/s min–max', 'p50 (median)', 'p99 (median)', 'req/s ÷ nginx', 'p99 ÷ nginx', 'proxy CPU/req'], rows));
+  out.push(table(['proxy', 'req/s (median)', 'req/s min–max', 'p50 (median)', 'p99 (median)', 'req/s ÷ nginx', 'p99 ÷ nginx', 'proxy CPU/req', 'CPU busy proxy/load'], rows));
   out.push('');
 
   // Targets, judged on medians of the same run only.
@@ -139,6 +144,10 @@ function summarize(rawFile, summaryFile) {
     }
   }
   for (const c of checks) out.push(`${c.result} ${c.name}: ${c.detail}`);
+  out.push('');
+  out.push('proxy CPU/req: user+system CPU time of the proxy process (nginx: master + worker) per request, median over reps.');
+  out.push('CPU busy proxy/load: how busy the proxy\'s CPU and the origin+wrk CPU were as a whole (kernel network');
+  out.push('work included); a proxy CPU well below 100% means the load side, not the proxy, limited that row.');
   const text = out.join('\n') + '\n';
   process.stdout.write(text);
 
@@ -152,12 +161,13 @@ function summarize(rawFile, summaryFile) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-if (cmd === 'parse' && (args.length === 3 || args.length === 4)) {
-  const [file, proxy, rep, cpu] = args;
+if (cmd === 'parse' && args.length >= 3 && args.length <= 6) {
+  const [file, proxy, rep, cpu, proxyBusy, loadBusy] = args;
   const parsed = parseWrk(readFileSync(file, 'utf8'));
   const cpuSeconds = cpu === undefined ? -1 : Number(cpu);
   const cpu_us_per_req = cpuSeconds >= 0 && parsed.requests > 0 ? (cpuSeconds * 1e6) / parsed.requests : null;
-  process.stdout.write(JSON.stringify({ proxy, rep: Number(rep), ...parsed, cpu_seconds: cpuSeconds >= 0 ? cpuSeconds : null, cpu_us_per_req }) + '\n');
+  process.stdout.write(JSON.stringify({ proxy, rep: Number(rep), ...parsed, cpu_seconds: cpuSeconds >= 0 ? cpuSeconds : null, cpu_us_per_req,
+    proxy_cpu_busy: proxyBusy === undefined ? null : Number(proxyBusy), load_cpu_busy: loadBusy === undefined ? null : Number(loadBusy) }) + '\n');
 } else if (cmd === 'summarize' && args.length === 2) {
   const failed = summarize(args[0], args[1]);
   process.exit(failed && process.env.BENCH_STRICT === '1' ? 3 : 0);

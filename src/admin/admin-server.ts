@@ -100,7 +100,7 @@ export class AdminServer {
     }
     const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
     if (m) {
-      const name = decodeURIComponent(m[1]!);
+      const name = decodePathSegment(m[1]!);
       if (m[2] && method === 'PUT') {
         const body = await readJson(req);
         if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -174,6 +174,14 @@ export function routeRows(snapshot: Snapshot): RouteRow[] {
   }
   const order = { exact: 0, wildcard: 1, platform: 2 };
   return rows.sort((a, b) => order[a.match] - order[b.match] || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+}
+
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new FairwayError('FW_ADMIN_BAD_REQUEST', `malformed path segment "${segment}"`);
+  }
 }
 
 function weightsOf(app: AppSpec): Record<string, number> {

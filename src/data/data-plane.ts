@@ -88,10 +88,12 @@ export class DataPlane {
    */
   async close(timeoutMs = 10_000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
-    const timer = setTimeout(() => this.#server.closeAllConnections(), timeoutMs);
+    // Connections turn idle as their last response ends: close them as they do.
+    const sweep = setInterval(() => this.#server.closeIdleConnections(), 100);
+    const deadline = setTimeout(() => this.#server.closeAllConnections(), timeoutMs);
     await closed;
-    clearTimeout(timer);
+    clearInterval(sweep);
+    clearTimeout(deadline);
     await this.#registry.close();
   }
 

@@ -120,9 +120,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
       headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
     }
+    try {
+      res.writeHead(statusCode, statusText || undefined, headers);
+    } catch (err) {
+      // A header Node will not send (invalid characters): a malformed response.
+      this.#abort?.(err as Error);
+      return false;
+    }
     this.#resume = resume;
     this.#headersSent = true;
-    res.writeHead(statusCode, statusText || undefined, headers);
     return true;
   }
 
