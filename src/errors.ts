@@ -17,7 +17,7 @@ export const errorCatalogue = {
   FW_CONFIG_READ: { status: 500, summary: 'The config file could not be read.' },
   FW_CONFIG_SYNTAX: { status: 400, summary: 'The config file is not valid YAML.' },
   FW_CONFIG_INVALID: { status: 400, summary: 'The config file does not match the schema; the message names the key path.' },
-  FW_APP_CONFLICT: { status: 409, summary: 'Two apps claim the same domain; the later app (by name) is disabled.' },
+  FW_APP_CONFLICT: { status: 409, summary: 'Two apps claim the same domain, or two providers the same app; the newcomer is disabled.' },
   FW_STATE_READ: { status: 500, summary: 'The weights state file could not be read or parsed; it is ignored.' },
   FW_STATE_WRITE: { status: 500, summary: 'The weights state file could not be written; the change was not applied.' },
   FW_ADMIN_NOT_FOUND: { status: 404, summary: 'No such admin API path.' },

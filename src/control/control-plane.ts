@@ -159,23 +159,29 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
         byName.set(app.name, applied.app);
       }
     }
-    const apps = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const apps = [...byName.values()].sort(byAppName);
+    // Domain conflicts: an app that is already serving keeps its domains (a new app never
+    // hijacks a live route); between new apps the first by name wins.
+    const live = new Set(this.#snapshot?.apps.map((a) => a.name));
+    const claimOrder = [...apps].sort((a, b) => Number(!live.has(a.name)) - Number(!live.has(b.name)) || byAppName(a, b));
     const owner = new Map<string, string>();
-    const serving: AppSpec[] = [];
-    for (const app of apps) {
+    const accepted = new Set<AppSpec>();
+    for (const app of claimOrder) {
       const clash = app.domains.find((d) => owner.has(d));
       if (clash !== undefined) {
         errors.push({ app: app.name, code: 'FW_APP_CONFLICT', message: `domain "${clash}" is already served by app "${owner.get(clash)}"; app "${app.name}" is disabled` });
         continue;
       }
       for (const d of app.domains) owner.set(d, app.name);
-      serving.push(app);
+      accepted.add(app);
     }
+    const serving = apps.filter((a) => accepted.has(a));
     if (stale.length > 0) {
       this.#logger.info({ apps: stale }, 'the config changed these apps\' weights; dropping their admin weight overrides');
       this.#overrides.drop(stale).catch((err: Error) => this.#logger.error({ err: err.message }, 'cannot persist dropped weight overrides'));
     }
 
+    errors.sort((a, b) => (a.app < b.app ? -1 : a.app > b.app ? 1 : 0));
     const identity = JSON.stringify([settings, serving, errors]);
     if (identity === this.#identity) return;
     this.#identity = identity;
@@ -187,4 +193,8 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     this.#metrics.apps.set({ state: 'disabled' }, errors.length);
     this.emit('snapshot', snapshot);
   }
+}
+
+function byAppName(a: AppSpec, b: AppSpec): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

@@ -1,0 +1,103 @@
+import t from 'tap';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import { ControlPlane } from '../src/control/control-plane.js';
+import { WeightOverrides } from '../src/control/weight-overrides.js';
+import { parseConfig } from '../src/config/load-config.js';
+import { createLogger } from '../src/observability/logger.js';
+import { Metrics } from '../src/observability/metrics.js';
+import type { AppSpec, Snapshot } from '../src/model.js';
+
+const base = parseConfig(`
+platformDomain: example.com
+apps:
+  web:
+    domains: [web]
+    versions:
+      v1: { weight: 90, endpoints: ["127.0.0.1:3001"] }
+      v2: { weight: 10, endpoints: ["127.0.0.1:3002"] }
+`, 'cp.yaml');
+
+function app(name: string, domains: string[], source = 'other'): AppSpec {
+  return { name, domains, source, loadBalancing: 'round-robin', versions: [{ name: 'v1', weight: 1, endpoints: [{ host: '127.0.0.1', port: 4000 }] }] };
+}
+
+function controlPlane() {
+  const silent = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, done) => done() }) });
+  const cp = new ControlPlane({ overrides: new WeightOverrides(), metrics: new Metrics({ processMetrics: false }), logger: silent });
+  const snapshots: Snapshot[] = [];
+  cp.on('snapshot', (s) => snapshots.push(s));
+  return { cp, snapshots };
+}
+
+t.test('no snapshot until the settings-owning provider has reported', async (t) => {
+  const { cp } = controlPlane();
+  cp.sinkFor('other').update({ apps: [app('api', ['api.test'])] });
+  t.equal(cp.flush(), undefined);
+  cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });
+  t.same(cp.flush()!.apps.map((a) => a.name), ['api', 'web']);
+});
+
+t.test('a burst of updates in one turn makes one snapshot; an unchanged state makes none', async (t) => {
+  const { cp, snapshots } = controlPlane();
+  const sink = cp.sinkFor('file');
+  for (let i = 0; i < 1000; i++) sink.update({ apps: base.apps, settings: base.settings });
+  await once(cp, 'snapshot');
+  sink.update({ apps: base.apps, settings: base.settings });
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(snapshots.length, 1);
+  t.equal(snapshots[0]!.generation, 1);
+});
+
+t.test('apps that conflict are disabled with FW_APP_CONFLICT and the rest keep serving', async (t) => {
+  const { cp } = controlPlane();
+  cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });
+  cp.sinkFor('other').update({ apps: [app('web', ['dup.test']), app('api', ['web.example.com']), app('zzz', ['z.test'])] });
+  const s = cp.flush()!;
+  t.same(s.apps.map((a) => a.name), ['api', 'zzz'], 'between new apps the first by name wins');
+  t.match(s.errors, [
+    { app: 'web', code: 'FW_APP_CONFLICT', message: /defined by file and other; the other one is disabled/ },
+    { app: 'web', code: 'FW_APP_CONFLICT', message: /domain "web\.example\.com" is already served by app "api"; app "web" is disabled/ },
+  ]);
+});
+
+t.test('a live app keeps its domains when a new app claims one of them', async (t) => {
+  const { cp } = controlPlane();
+  cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });
+  cp.flush();
+  cp.sinkFor('other').update({ apps: [app('web', ['dup.test']), app('api', ['web.example.com'])] });
+  const s = cp.flush()!;
+  t.same(s.apps.map((a) => a.name), ['web']);
+  t.match(s.errors, [
+    { app: 'api', code: 'FW_APP_CONFLICT', message: /domain "web\.example\.com" is already served by app "web"; app "api" is disabled/ },
+    { app: 'web', code: 'FW_APP_CONFLICT', message: /defined by file and other; the other one is disabled/ },
+  ]);
+});
+
+t.test('a provider error keeps its last good state serving', async (t) => {
+  const { cp } = controlPlane();
+  const sink = cp.sinkFor('file');
+  sink.update({ apps: base.apps, settings: base.settings });
+  const before = cp.flush()!;
+  const { FairwayError } = await import('../src/errors.js');
+  sink.error(new FairwayError('FW_CONFIG_INVALID', 'broken'));
+  t.equal(cp.flush(), before, 'same snapshot object');
+  t.match(cp.providerStatus(), [{ provider: 'file', ok: false, error: { code: 'FW_CONFIG_INVALID' } }]);
+});
+
+t.test('weight overrides apply over the provider until the provider changes that app\'s weights', async (t) => {
+  const { cp } = controlPlane();
+  const sink = cp.sinkFor('file');
+  sink.update({ apps: base.apps, settings: base.settings });
+  cp.flush();
+  const set = await cp.setWeights('web', { v2: 60 });
+  t.same(set.versions.map((v) => v.weight), [90, 60], 'unnamed versions keep their weight');
+
+  const moved = base.apps.map((a) => ({ ...a, versions: a.versions.map((v) => ({ ...v, endpoints: [{ host: '127.0.0.2', port: v.endpoints[0]!.port }] })) }));
+  sink.update({ apps: moved, settings: base.settings });
+  t.same(cp.flush()!.apps[0]!.versions.map((v) => v.weight), [90, 60], 'an endpoint change keeps the override');
+
+  const reweighted = base.apps.map((a) => ({ ...a, versions: a.versions.map((v) => ({ ...v, weight: 50 })) }));
+  sink.update({ apps: reweighted, settings: base.settings });
+  t.same(cp.flush()!.apps[0]!.versions.map((v) => v.weight), [50, 50], 'the provider\'s new weights win');
+});
