@@ -21,9 +21,12 @@
 #   BENCH_THREADS=1        wrk threads (-t)
 #   BENCH_PROXIES="direct nginx fairway http-proxy-3"   which to measure, in this order;
 #                          also available: fairway-nolog (a second Fairway with the access
-#                          log off, to measure what the access log costs)
+#                          log off, to measure what the access log costs) and undici-min
+#                          (bench/peers/undici-dispatch-proxy.mjs: node:http + undici
+#                          dispatch and nothing else, the floor of a Node proxy)
 #   BENCH_PORT_BASE=18080  ports used: base, base+1 (origin), base+10/+11 (fairway http/admin),
-#                          base+12/+13 (fairway-nolog), base+20 (nginx proxy), base+30 (http-proxy-3)
+#                          base+12/+13 (fairway-nolog), base+20 (nginx proxy), base+30 (http-proxy-3),
+#                          base+40 (undici-min)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1   CPUs for the proxy under test / origin + wrk
 #   BENCH_NGINX_ACCESS_LOG=on   nginx proxy writes a buffered access log to /dev/null,
 #                          as Fairway writes its access log to /dev/null (off: no log)
@@ -31,6 +34,7 @@
 #                          (its numbers then include the profiler's overhead)
 #   BENCH_STRICT=1         exit 3 when a target fails (default: report only, exit 0)
 #   BENCH_NO_INSTALL=1     never apt-get install missing tools
+#   BENCH_NGINX=PATH       the nginx binary to use ("none": run as if nginx were missing)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -57,6 +61,7 @@ FAIRWAY_NOLOG_PORT=$((PORT_BASE + 12))
 FAIRWAY_NOLOG_ADMIN_PORT=$((PORT_BASE + 13))
 NGINX_PORT=$((PORT_BASE + 20))
 HP3_PORT=$((PORT_BASE + 30))
+UNDICI_MIN_PORT=$((PORT_BASE + 40))
 # The origin's answer: 100 bytes (the same as bench/peers/node-origin.mjs).
 ORIGIN_BODY='fairway bench origin: this response body is one hundred bytes long, padded with dots...............'
 
@@ -78,6 +83,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   local pid
+  [ -n "${WRK_PID:-}" ] && kill -TERM "$WRK_PID" 2>/dev/null
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     local waited=0
@@ -103,15 +109,28 @@ check_settings() {
     die "need BENCH_DURATION >= 1, BENCH_REPS >= 1, BENCH_THREADS >= 1 and BENCH_CONNECTIONS >= BENCH_THREADS"
   local p
   for p in $PROXIES; do
-    case "$p" in direct | nginx | fairway | fairway-nolog | http-proxy-3) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
+    case "$p" in direct | nginx | fairway | fairway-nolog | http-proxy-3 | undici-min) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
   done
+}
+
+# nginx from BENCH_NGINX (a path; "none" to run without nginx), PATH, or /usr/sbin.
+find_nginx() {
+  if [ -n "${BENCH_NGINX:-}" ]; then
+    NGINX=""
+    [ -x "$BENCH_NGINX" ] && NGINX=$BENCH_NGINX
+  else
+    NGINX=$(command -v nginx || true)
+    if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
+  fi
+  return 0
 }
 
 # --- find (or install, as root) wrk and nginx; wrk is required, nginx is optional ---
 find_tools() {
   local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
-  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  find_nginx
+  [ -n "$NGINX" ] || [ -n "${BENCH_NGINX:-}" ] || missing+=(nginx-light)
   if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]} with apt-get"
     # Install from the local package lists first; refresh them only if that fails.
@@ -124,10 +143,9 @@ find_tools() {
   fi
   command -v wrk >/dev/null ||
     die "wrk not found (and could not be installed: run as root, or 'apt-get install wrk'); nothing can be measured without it"
-  NGINX=$(command -v nginx || true)
-  [ -n "$NGINX" ] || { [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx; } || true
+  find_nginx
   if [ -z "$NGINX" ]; then
-    log "nginx not found (apt-get install nginx-light): skipping the nginx peer; the origin will be a Node server"
+    log "nginx not found (${BENCH_NGINX:+BENCH_NGINX=$BENCH_NGINX; }apt-get install nginx-light): skipping the nginx peer; the origin will be a Node server"
     SKIPPED+=("nginx: nginx not installed")
   fi
   command -v taskset >/dev/null || die "taskset not found (util-linux)"
@@ -163,7 +181,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 check_ports() {
   local port
   for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_NOLOG_PORT" \
-    "$FAIRWAY_NOLOG_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT"; do
+    "$FAIRWAY_NOLOG_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT" "$UNDICI_MIN_PORT"; do
     port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
   done
 }
@@ -188,8 +206,8 @@ wait_ready() {
   fi
 }
 
-# nginx needs its temp paths writable; as root its worker runs as nobody, so the temp
-# dir must be traversable.
+# The top of an nginx config: one worker in the foreground (so its pid is the one we
+# started), pid file and temp paths in the temp dir, error log with the run's logs.
 nginx_common() {
   local name=$1
   mkdir -p "$TMP/$name"
@@ -199,7 +217,7 @@ daemon off;
 master_process on;
 pid $TMP/$name/nginx.pid;
 error_log $LOGS/$name.error.log warn;
-events { worker_connections 4096; multi_accept on; }
+events { worker_connections 4096; }
 EOF
 }
 nginx_temp_paths() {
@@ -310,6 +328,12 @@ start_http_proxy_3() {
   wait_ready http-proxy-3 "$HP3_PORT"
 }
 
+# --- reference proxy: node:http + undici Pool.dispatch, nothing else ---
+start_undici_min() {
+  spawn undici-min /dev/null "${PIN_PROXY[@]}" node "$BENCH_DIR/peers/undici-dispatch-proxy.mjs" "$UNDICI_MIN_PORT" "http://127.0.0.1:$ORIGIN_A_PORT"
+  wait_ready undici-min "$UNDICI_MIN_PORT"
+}
+
 port_of() {
   case "$1" in
     direct) echo "$ORIGIN_A_PORT" ;;
@@ -317,6 +341,7 @@ port_of() {
     fairway) echo "$FAIRWAY_PORT" ;;
     fairway-nolog) echo "$FAIRWAY_NOLOG_PORT" ;;
     http-proxy-3) echo "$HP3_PORT" ;;
+    undici-min) echo "$UNDICI_MIN_PORT" ;;
   esac
 }
 
@@ -332,27 +357,38 @@ cpu_ticks() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-# Percentage of the machine's CPU time that was busy over one second (to warn about
-# other load: the results are only meaningful on an otherwise idle machine).
-machine_busy_percent() {
-  local a b
-  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-  sleep 1
-  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%d", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
-}
-
-# "busy total" jiffies of one CPU (busy = everything but idle and iowait).
+# "busy total" jiffies of a /proc/stat CPU line ("cpu" = all CPUs, "cpu0", ...); busy is
+# everything but idle and iowait.
 cpu_jiffies() {
-  awk -v cpu="cpu$1" '$1 == cpu { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat
+  awk -v cpu="$1" '$1 == cpu { print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat
 }
-# Busy percentage of a CPU between two cpu_jiffies readings.
+# Busy percentage between two cpu_jiffies readings.
 busy_between() {
   awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'
 }
 
+# CPU time (ticks: utime+stime+cutime+cstime) of every process on the machine except
+# kernel threads, this script and what it started (and their children). Its growth during
+# a measurement is load from elsewhere (another build or test run) that disturbs it.
+foreign_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v ex=" $$ ${PIDS[*]} " '
+    {
+      pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+      ppid = f[2]
+      if (pid == 2 || ppid == 2) next
+      if (index(ex, " " pid " ") || index(ex, " " ppid " ")) next
+      total += f[12] + f[13] + f[14] + f[15]
+    }
+    END { print total + 0 }'
+}
+
+# Warns when the machine is busy before the start: figures are only meaningful on an
+# otherwise idle machine.
 check_idle() {
-  BUSY_BEFORE=$(machine_busy_percent)
+  local a
+  a=$(cpu_jiffies cpu)
+  sleep 1
+  BUSY_BEFORE=$(busy_between "$a" "$(cpu_jiffies cpu)")
   if [ "$BUSY_BEFORE" -gt 10 ]; then
     log "WARNING: the machine is ${BUSY_BEFORE}% busy before the bench starts (other processes:"
     ps -eo pid,pcpu,comm --sort=-pcpu | sed -n '2,4p' | sed 's/^/    /' >&2
@@ -373,16 +409,30 @@ start_proxies() {
         if start_fairway fairway-nolog "$FAIRWAY_NOLOG_PORT" "$FAIRWAY_NOLOG_ADMIN_PORT" false; then MEASURED+=(fairway-nolog)
         else SKIPPED+=("fairway-nolog: did not start (see above)"); fi ;;
       http-proxy-3) if start_http_proxy_3; then MEASURED+=(http-proxy-3); else SKIPPED+=("http-proxy-3: did not start (see above)"); fi ;;
+      undici-min) if start_undici_min; then MEASURED+=(undici-min); else SKIPPED+=("undici-min: did not start (see above)"); fi ;;
     esac
   done
   [ "${#MEASURED[@]}" -gt 0 ] || die "nothing to measure"
   log "measuring: ${MEASURED[*]}"
 }
 
+# Runs wrk (the command given) with its output in OUT. In the background and waited for,
+# so that a signal to this script is handled at once, not when wrk ends.
+WRK_PID=""
+run_wrk() {
+  local out=$1 status=0
+  shift
+  "$@" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || status=$?
+  WRK_PID=""
+  return "$status"
+}
+
 # Says which started process is gone (called when a measurement fails).
 check_alive() {
   local name pidvar
-  for name in origin nginx fairway fairway-nolog http-proxy-3; do
+  for name in origin nginx fairway fairway-nolog http-proxy-3 undici-min; do
     pidvar="PID_${name//-/_}"
     [ -n "${!pidvar:-}" ] || continue
     if ! kill -0 "${!pidvar}" 2>/dev/null; then
@@ -398,28 +448,32 @@ measure() {
   out="$RESULTS/wrk-$name-rep$rep.txt"
   local wrk=("${PIN_LOAD[@]}" wrk "-t$THREADS" "-c$CONNECTIONS" -H "Host: $HOST_HEADER")
   if [ "$WARMUP" -gt 0 ]; then
-    "${wrk[@]}" "-d${WARMUP}s" "http://127.0.0.1:$port/" >"$TMP/warmup.txt" 2>&1 ||
+    run_wrk "$TMP/warmup.txt" "${wrk[@]}" "-d${WARMUP}s" "http://127.0.0.1:$port/" ||
       { log "warm-up of $name failed: $(tr '\n' ' ' <"$TMP/warmup.txt")"; check_alive; die "warm-up of $name failed"; }
   fi
   # CPU time the proxy process (with its children) spends during the measurement.
   local pidvar="PID_${name//-/_}" t0=0 t1=0
   [ -n "${!pidvar:-}" ] && t0=$(cpu_ticks "${!pidvar}")
   local proxy_j0 load_j0 proxy_j1 load_j1
-  proxy_j0=$(cpu_jiffies "$PROXY_CPU")
-  load_j0=$(cpu_jiffies "$LOAD_CPU")
-  if ! "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port/" >"$out" 2>&1; then
+  proxy_j0=$(cpu_jiffies "cpu$PROXY_CPU")
+  load_j0=$(cpu_jiffies "cpu$LOAD_CPU")
+  local foreign0 foreign1
+  foreign0=$(foreign_ticks)
+  if ! run_wrk "$out" "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port/"; then
     log "wrk failed against $name: $(tr '\n' ' ' <"$out")"
     check_alive
     die "measurement of $name failed (logs: ${LOGS#"$ROOT"/}/)"
   fi
   [ -n "${!pidvar:-}" ] && t1=$(cpu_ticks "${!pidvar}")
-  proxy_j1=$(cpu_jiffies "$PROXY_CPU")
-  load_j1=$(cpu_jiffies "$LOAD_CPU")
+  foreign1=$(foreign_ticks)
+  proxy_j1=$(cpu_jiffies "cpu$PROXY_CPU")
+  load_j1=$(cpu_jiffies "cpu$LOAD_CPU")
   local cpu_seconds
   cpu_seconds=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')
   [ -n "${!pidvar:-}" ] || cpu_seconds=-1   # direct: no proxy process
   node "$BENCH_DIR/lib/wrk.mjs" parse "$out" "$name" "$rep" "$cpu_seconds" \
-    "$(busy_between "$proxy_j0" "$proxy_j1")" "$(busy_between "$load_j0" "$load_j1")" >>"$RESULTS/raw.jsonl"
+    "$(busy_between "$proxy_j0" "$proxy_j1")" "$(busy_between "$load_j0" "$load_j1")" \
+    "$(awk -v d=$((foreign1 - foreign0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')" >>"$RESULTS/raw.jsonl"
   log "rep $rep/$REPS $(printf '%-12s' "$name") $(grep -E '^Requests/sec' "$out" | tr -s ' ') p99 $(grep -E '^ +99%' "$out" | awk '{print $2}')"
 }
 
@@ -443,11 +497,13 @@ write_meta() {
 
 # --- after the reps: Fairway's weighted split, profile, the table ---
 report() {
-  if [[ " ${MEASURED[*]} " == *" fairway "* ]]; then
-    log "fairway weighted split (admin /metrics): $(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$FAIRWAY_ADMIN_PORT/metrics" || echo unavailable)"
-  fi
-  local name pidvar prof
+  local name pidvar prof admin split
   for name in fairway fairway-nolog; do
+    [[ " ${MEASURED[*]} " == *" $name "* ]] || continue
+    admin=$FAIRWAY_ADMIN_PORT
+    [ "$name" = fairway ] || admin=$FAIRWAY_NOLOG_ADMIN_PORT
+    split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$admin/metrics" || echo unavailable)
+    log "$name weighted split (admin /metrics): $split"
     pidvar="PID_${name//-/_}"
     [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || continue
     # The profile is written when Fairway exits: stop it now, gracefully.
@@ -455,7 +511,9 @@ report() {
     wait "${!pidvar}" 2>/dev/null || true
     prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
     if [ -n "$prof" ]; then
-      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 | tee "$RESULTS/profile-top-$name.txt" >&2
+      # The request count (from the split line) turns shares into µs per request.
+      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 "$(sed -n 's/.*(\([0-9]*\) requests).*/\1/p' <<<"$split")" |
+        tee "$RESULTS/profile-top-$name.txt" >&2
     else
       log "no CPU profile was written for $name"
     fi
@@ -485,6 +543,7 @@ main() {
   check_ports
   check_idle
   chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
+  # Start everything once; the processes stay up through all reps.
   start_origin
   start_proxies
   local rep p

@@ -2,10 +2,12 @@
 // self time, and self time grouped by where the code lives (Fairway, undici, pino,
 // prom-client, Node internals, native/GC). Used by bench/run.sh with BENCH_PROFILE=1.
 //
-//   node profile-top.mjs FILE.cpuprofile [TOP=25]
+//   node profile-top.mjs FILE.cpuprofile [TOP=25] [REQUESTS]
+// With REQUESTS (requests the process served while profiled), each line also shows its
+// main-thread CPU time per request.
 import { readFileSync } from 'node:fs';
 
-const [file, topArg] = process.argv.slice(2);
+const [file, topArg, requestsArg] = process.argv.slice(2);
 if (!file) {
   process.stderr.write('usage: profile-top.mjs FILE.cpuprofile [TOP]\n');
   process.exit(2);
@@ -50,10 +52,14 @@ for (const [id, us] of selfUs) {
   byPlace.set(place, (byPlace.get(place) ?? 0) + us);
 }
 const busy = total - idle;
-const pct = (us) => `${((100 * us) / busy).toFixed(1).padStart(5)}%`;
+const requests = Number(requestsArg) || 0;
+const pct = (us) =>
+  `${((100 * us) / busy).toFixed(1).padStart(5)}%` + (requests ? `  ${(us / requests).toFixed(2).padStart(6)} µs/req` : '');
 
 console.log(`profile: ${file}`);
-console.log(`sampled ${(total / 1e6).toFixed(1)} s, busy (not idle) ${(busy / 1e6).toFixed(1)} s; percentages are of busy time\n`);
+console.log(`sampled ${(total / 1e6).toFixed(1)} s, busy (not idle) ${(busy / 1e6).toFixed(1)} s; percentages are of busy time`);
+if (requests) console.log(`${requests} requests: ${(busy / requests).toFixed(1)} µs of main-thread time per request`);
+console.log('');
 console.log('self time by place:');
 for (const [place, us] of [...byPlace].filter(([p]) => p !== '(idle)').sort((a, b) => b[1] - a[1])) {
   console.log(`  ${pct(us)}  ${place}`);

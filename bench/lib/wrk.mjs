@@ -1,12 +1,13 @@
 // wrk output parsing and the final report of bench/run.sh (plain Node, no dependencies).
 //
-//   node wrk.mjs parse WRK_OUTPUT_FILE PROXY REP [PROXY_CPU_SECONDS PROXY_CPU_BUSY% LOAD_CPU_BUSY%]
+//   node wrk.mjs parse WRK_OUTPUT_FILE PROXY REP [PROXY_CPU_SECONDS PROXY_CPU_BUSY% LOAD_CPU_BUSY% FOREIGN_CPU_SECONDS]
 //     Prints one JSON line: {proxy, rep, rps, p50_ms, p99_ms, requests, non2xx,
 //     socketErrors, cpu_seconds, cpu_us_per_req, proxy_cpu_busy, load_cpu_busy}. Needs
 //     wrk's `--latency` output (the "Latency Distribution" block). PROXY_CPU_SECONDS is
 //     the CPU time the proxy process used during the measurement (negative: unknown, e.g.
 //     for "direct"); the busy percentages are of the two pinned CPUs as a whole (kernel
-//     network work in softirq included), to tell which side was the bottleneck.
+//     network work in softirq included), to tell which side was the bottleneck;
+//     FOREIGN_CPU_SECONDS is the CPU time used meanwhile by processes the bench did not start.
 //
 //   node wrk.mjs summarize RAW_JSONL SUMMARY_JSON
 //     Reads the per-rep lines, prints the table of medians and the PASS/FAIL lines of
@@ -47,6 +48,10 @@ export function parseWrk(text) {
     p50_ms: p50,
     p99_ms: p99,
     requests: num(/^\s*(\d+) requests in/m) ?? 0,
+    duration_s: (() => {
+      const m = /^\s*\d+ requests in ([\d.]+(?:us|ms|s|m|h))/m.exec(text);
+      return m ? toMs(m[1]) / 1000 : undefined;
+    })(),
     non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) ?? 0,
     socketErrors: socket ? socket.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
   };
@@ -144,6 +149,16 @@ function summarize(rawFile, summaryFile) {
     }
   }
   for (const c of checks) out.push(`${c.result} ${c.name}: ${c.detail}`);
+
+  // Other processes busy during a measurement make its figures low and noisy.
+  const disturbed = raw.filter((r) => r.foreign_cpu_seconds != null && r.duration_s && r.foreign_cpu_seconds > 0.05 * r.duration_s);
+  if (disturbed.length > 0) {
+    const worst = Math.max(...disturbed.map((r) => (100 * r.foreign_cpu_seconds) / r.duration_s));
+    out.push(
+      `WARN other processes used CPU during ${disturbed.length} of ${raw.length} measurements (up to ${worst.toFixed(0)}% of a CPU): ` +
+        disturbed.map((r) => `${r.proxy} rep ${r.rep}`).join(', ') + '; rerun on an idle machine for figures to quote',
+    );
+  }
   out.push('');
   out.push('proxy CPU/req: user+system CPU time of the proxy process (nginx: master + worker) per request, median over reps.');
   out.push('CPU busy proxy/load: how busy the proxy\'s CPU and the origin+wrk CPU were as a whole (kernel network');
@@ -161,17 +176,18 @@ function summarize(rawFile, summaryFile) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-if (cmd === 'parse' && args.length >= 3 && args.length <= 6) {
-  const [file, proxy, rep, cpu, proxyBusy, loadBusy] = args;
+if (cmd === 'parse' && args.length >= 3 && args.length <= 7) {
+  const [file, proxy, rep, cpu, proxyBusy, loadBusy, foreign] = args;
   const parsed = parseWrk(readFileSync(file, 'utf8'));
   const cpuSeconds = cpu === undefined ? -1 : Number(cpu);
   const cpu_us_per_req = cpuSeconds >= 0 && parsed.requests > 0 ? (cpuSeconds * 1e6) / parsed.requests : null;
   process.stdout.write(JSON.stringify({ proxy, rep: Number(rep), ...parsed, cpu_seconds: cpuSeconds >= 0 ? cpuSeconds : null, cpu_us_per_req,
-    proxy_cpu_busy: proxyBusy === undefined ? null : Number(proxyBusy), load_cpu_busy: loadBusy === undefined ? null : Number(loadBusy) }) + '\n');
+    proxy_cpu_busy: proxyBusy === undefined ? null : Number(proxyBusy), load_cpu_busy: loadBusy === undefined ? null : Number(loadBusy),
+    foreign_cpu_seconds: foreign === undefined ? null : Number(foreign) }) + '\n');
 } else if (cmd === 'summarize' && args.length === 2) {
   const failed = summarize(args[0], args[1]);
   process.exit(failed && process.env.BENCH_STRICT === '1' ? 3 : 0);
 } else {
-  process.stderr.write('usage: wrk.mjs parse WRK_OUTPUT PROXY REP | wrk.mjs summarize RAW_JSONL SUMMARY_JSON\n');
+  process.stderr.write('usage: wrk.mjs parse WRK_OUTPUT PROXY REP [CPU_S PROXY_BUSY LOAD_BUSY FOREIGN_S] | wrk.mjs summarize RAW_JSONL SUMMARY_JSON\n');
   process.exit(2);
 }
