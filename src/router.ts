@@ -98,7 +98,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
         await provider.stop();
         await Promise.all([dataPlane.close(timeoutMs), admin.close()]);
         logger.info('fairway stopped');
-        logger.flush();
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();
       return closing;
     },

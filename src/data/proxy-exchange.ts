@@ -236,7 +236,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         upstreamDuration: Math.round((now - this.#upstreamStarted) * 1e3) / 1e3,
         clientIp: fwd.clientIp,
         attempts: (this.#tried?.length ?? 0) + 1,
-        ...(error === undefined ? {} : { error }),
+        error, // omitted from the line when undefined
       });
     }
   }

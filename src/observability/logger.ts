@@ -1,8 +1,14 @@
 /**
  * @module
  * JSON logs on stdout (pino). The access log is a child logger (`"log":"access"`), one
- * line per request; other lines are the router's own events. Writes are asynchronous
- * and batched so a slow stdout never blocks the hot path; `flush()` before exit.
+ * line per request; other lines are the router's own events.
+ *
+ * The access log is on the hot path, so two costs are taken off it (measured with
+ * `npm run bench`: together they were most of the log's 17–27 µs per request):
+ * - lines are collected and handed to the writer once per turn of the event loop, so a
+ *   busy router makes one write for many requests instead of one per request;
+ * - the ISO timestamp is formatted once per millisecond, not once per line.
+ * Lines still leave within the same turn's I/O phase; `flush()` before exit.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 
@@ -10,19 +16,71 @@ export type { Logger } from 'pino';
 
 export interface LoggerOptions {
   level?: string;
-  /** Where lines go; defaults to an asynchronous, batching stdout writer. */
+  /** Where lines go; defaults to an asynchronous stdout writer. */
   destination?: DestinationStream;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const target = options.destination ?? pino.destination({ dest: 1, sync: false });
   return pino(
     {
       level: options.level ?? 'info',
       base: undefined,
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeCachedPerMillisecond,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    new TickBatchedDestination(target),
   );
+}
+
+let lastMs = 0;
+let lastTime = '';
+function isoTimeCachedPerMillisecond(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
+
+type FlushableDestination = DestinationStream & { flush?: (cb?: (err?: Error) => void) => void; flushSync?: () => void };
+
+/** Buffers lines written during one event-loop turn and writes them to `target` as one string. */
+class TickBatchedDestination implements DestinationStream {
+  readonly #target: FlushableDestination;
+  #buffer = '';
+  #scheduled = false;
+
+  constructor(target: FlushableDestination) {
+    this.#target = target;
+  }
+
+  write(line: string): void {
+    this.#buffer += line;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#drain);
+    }
+  }
+
+  /** Called by `logger.flush()`: hands over what is buffered, then flushes the target. */
+  flush(cb?: (err?: Error) => void): void {
+    this.#drain();
+    if (this.#target.flush) this.#target.flush(cb);
+    else cb?.();
+  }
+
+  flushSync(): void {
+    this.#drain();
+    this.#target.flushSync?.();
+  }
+
+  readonly #drain = (): void => {
+    this.#scheduled = false;
+    if (this.#buffer === '') return;
+    const chunk = this.#buffer;
+    this.#buffer = '';
+    this.#target.write(chunk);
+  };
 }
