@@ -304,3 +304,23 @@ t.test('closing the router lets a request in flight finish, then refuses new con
   await closed;
   await t.rejects(request(r.http, { headers: { host: 'app.test' } }), { code: 'ECONNREFUSED' });
 });
+
+t.test('requests the router answers itself are logged with their error code and counted', async (t) => {
+  const u = await upstream('u');
+  const r = await router(`
+apps:
+  app:
+    domains: [app.test]
+    versions: { v1: { weight: 1, endpoints: ["${u.address}"] } }
+  down:
+    domains: [down.test]
+    versions: { v1: { weight: 1, endpoints: [] } }
+`);
+  await r.get('nobody.test', '/x', { headers: { 'x-request-id': 'r-404' } });
+  await r.get('down.test', '/y', { headers: { 'x-request-id': 'r-503' } });
+  t.match(await waitForLog(r, (l) => l.reqId === 'r-404'), { log: 'access', status: 404, host: 'nobody.test', path: '/x', error: 'FW_NO_ROUTE', clientIp: '127.0.0.1' });
+  t.match(await waitForLog(r, (l) => l.reqId === 'r-503'), { log: 'access', status: 503, app: 'down', error: 'FW_NO_ENDPOINTS' });
+  const metrics = (await r.adminGet('/metrics')).body;
+  t.match(metrics, /fairway_unrouted_requests_total\{reason="no_route"\} 1/);
+  t.match(metrics, /fairway_requests_total\{app="down",version="",status_class="5xx"\} 1/);
+});

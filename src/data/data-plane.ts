@@ -13,7 +13,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
-import type { RequestStats, VersionStats } from '../observability/request-stats.js';
+import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
+import type { ErrorCode } from '../errors.js';
 import { sendError } from './error-pages.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
 import { RouteTable } from './route-table.js';
@@ -100,18 +101,10 @@ export class DataPlane {
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const table = this.#table;
-    if (table === undefined) {
-      this.#stats.unrouted.not_ready!++;
-      sendError(res, 'FW_NOT_READY');
-      return;
-    }
+    if (table === undefined) return this.#answer(req, res, started, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
     const raw = req.rawHeaders;
-    if (raw.length > limits.maxHeadersCount * 2) {
-      this.#stats.unrouted.headers_too_large!++;
-      sendError(res, 'FW_HEADERS_TOO_LARGE', true);
-      return;
-    }
+    if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
 
     // One pass over the raw headers: keep what is forwarded, note what routing needs.
     const headers: string[] = [];
@@ -134,17 +127,10 @@ export class DataPlane {
       else if (lower === 'content-length') contentLength = value;
       headers.push(name, value);
     }
-    if (host === undefined) {
-      this.#stats.unrouted.bad_request!++;
-      sendError(res, 'FW_BAD_REQUEST');
-      return;
-    }
+    if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
+    if (host === undefined) return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId);
     const app = table.match(host);
-    if (app === undefined) {
-      this.#stats.unrouted.no_route!++;
-      sendError(res, 'FW_NO_ROUTE');
-      return;
-    }
+    if (app === undefined) return this.#answer(req, res, started, 'FW_NO_ROUTE', 'no_route', requestId, host);
     let path = req.url!;
     if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
       // Absolute-form target (`GET http://host/path`): forward origin-form.
@@ -152,28 +138,21 @@ export class DataPlane {
         const u = new URL(path);
         path = u.pathname + u.search;
       } catch {
-        this.#stats.unrouted.bad_request!++;
-        sendError(res, 'FW_BAD_REQUEST');
-        return;
+        return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId, host);
       }
     }
     const version = app.pickVersion();
-    if (version === undefined) {
-      version503(res, app.versions[0]?.stats, started);
-      return;
-    }
+    if (version === undefined) return this.#answer(req, res, started, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
     let body: ForwardRequest['body'] = null;
     if (contentLength !== undefined && contentLength !== '0') {
       if (Number(contentLength) > limits.maxBodySize) {
-        version.stats.observe(sendError(res, 'FW_BODY_TOO_LARGE', true), (performance.now() - started) / 1000);
-        return;
+        return this.#answer(req, res, started, 'FW_BODY_TOO_LARGE', version.stats, requestId, host, app.name, version.name);
       }
       body = req;
     } else if (chunked) {
       body = req.pipe(new BodyLimit(limits.maxBodySize));
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
-    if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
     const clientIp = clientAddress(req.socket);
     headers.push(
       'x-forwarded-for', clientIp,
@@ -186,6 +165,26 @@ export class DataPlane {
     new ProxyExchange(res, fwd, app, version, table, this.#ctx, started).start();
   };
 
+  /**
+   * Answers a request the router does not proxy with the error page for `code`, counts
+   * it (under `unrouted` reasons before an app is known, else under the app or version),
+   * and writes its access-log line. Pages that leave a request body unread close the
+   * connection.
+   */
+  #answer(
+    req: IncomingMessage, res: ServerResponse, started: number, code: ErrorCode, counter: UnroutedReason | VersionStats,
+    requestId?: string, host?: string, app?: string, version?: string,
+  ): void {
+    const status = sendError(res, code, code === 'FW_BODY_TOO_LARGE' || code === 'FW_HEADERS_TOO_LARGE');
+    const seconds = (performance.now() - started) / 1000;
+    if (typeof counter === 'string') this.#stats.unrouted[counter]++;
+    else counter.observe(status, seconds);
+    this.#ctx.accessLog?.info({
+      reqId: requestId, app, version, method: req.method, host, path: req.url, status,
+      duration: Math.round(seconds * 1e6) / 1e3, clientIp: clientAddress(req.socket), error: code,
+    });
+  }
+
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
     const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
     if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
@@ -196,16 +195,11 @@ export class DataPlane {
       err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'FW_HEADERS_TOO_LARGE']
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'FW_BAD_REQUEST']
       : [400, 'Bad Request', 'FW_BAD_REQUEST'];
-    if (status === 431) this.#stats.unrouted.headers_too_large!++;
-    else this.#stats.unrouted.bad_request!++;
+    if (status === 431) this.#stats.unrouted.headers_too_large++;
+    else this.#stats.unrouted.bad_request++;
     this.#logger.debug({ err: err.message, code: err.code }, 'client error');
     socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\nX-Fairway-Error: ${code}\r\n\r\n`);
   };
-}
-
-function version503(res: ServerResponse, stats: VersionStats | undefined, started: number): void {
-  const status = sendError(res, 'FW_NO_ENDPOINTS');
-  stats?.observe(status, (performance.now() - started) / 1000);
 }
 
 /** Removes the headers a `Connection` header names (RFC 9110 §7.6.1). */

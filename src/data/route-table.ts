@@ -54,11 +54,14 @@ export class VersionRoute {
 export class AppRoute {
   readonly name: string;
   readonly versions: readonly VersionRoute[];
+  /** Counters for requests answered before a version was chosen (label `version=""`). */
+  readonly stats: VersionStats;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
-  constructor(name: string, versions: VersionRoute[]) {
+  constructor(name: string, versions: VersionRoute[], stats: VersionStats) {
     this.name = name;
     this.versions = versions;
+    this.stats = stats;
     // A version without endpoints gives its share to the others.
     const live = versions.filter((v) => v.upstreams.length > 0);
     this.#picker = new SmoothWeightedPicker(live, live.map((v) => v.weight));
@@ -136,7 +139,7 @@ function compileApp(app: AppSpec, upstream: (e: AppSpec['versions'][number]['end
   const versions = app.versions.map(
     (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
   );
-  return new AppRoute(app.name, versions);
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''));
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

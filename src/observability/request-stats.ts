@@ -9,6 +9,7 @@
 /** Upper bounds, in seconds, of the request duration histogram buckets. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
+export type UnroutedReason = 'no_route' | 'bad_request' | 'not_ready' | 'headers_too_large';
 export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
 const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
 
@@ -44,7 +45,7 @@ export class VersionStats {
 export class RequestStats {
   readonly #versions = new Map<string, VersionStats>();
   /** Requests answered before an app was chosen, by reason. */
-  readonly unrouted: Record<string, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
+  readonly unrouted: Record<UnroutedReason, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
 
   /** The stats of `app`/`version`, created on first use. Call when compiling a route table. */
   forVersion(app: string, version: string): VersionStats {
