@@ -31,7 +31,7 @@ function adminOption(): Option {
 }
 
 /** Codes that mean the user asked for something that does not exist or is malformed. */
-const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND']);
+const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND', 'FW_CERT_NOT_FOUND']);
 
 function fail(err: unknown): never {
   if (err instanceof FairwayError && err.code.startsWith('FW_CONFIG_')) {

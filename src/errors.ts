@@ -33,6 +33,13 @@ export const errorCatalogue = {
   FW_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds limits.maxBodySize.' },
   FW_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers exceed limits.maxHeaderSize or limits.maxHeadersCount.' },
   FW_BAD_REQUEST: { status: 400, summary: 'The request is malformed (missing Host, bad target).' },
+  FW_STORAGE_NOT_FOUND: { status: 404, summary: 'No value is stored under that key.' },
+  FW_STORAGE_IO: { status: 500, summary: 'The certificate storage could not be read or written.' },
+  FW_STORAGE_LOCK_TIMEOUT: { status: 503, summary: 'A storage lock stayed held by another process for too long.' },
+  FW_TLS_CERT_INVALID: { status: 400, summary: 'A certificate/key pair is unreadable, mismatched or expired; the host keeps its previous certificate.' },
+  FW_ACME_ORDER_FAILED: { status: 502, summary: 'The ACME CA refused or failed an order; it is retried with backoff.' },
+  FW_ACME_RATE_LIMITED: { status: 429, summary: 'The ACME CA rate-limited the account; retried after the time it asked for.' },
+  FW_CERT_NOT_FOUND: { status: 404, summary: 'No certificate is managed for that host.' },
   FW_INTERNAL: { status: 500, summary: 'An unexpected failure; the router log has the details.' },
   FW_ADMIN_UNREACHABLE: { status: 502, summary: 'The CLI could not reach the admin API.' },
 } as const satisfies Record<string, ErrorSpec>;
