@@ -21,6 +21,32 @@ export interface VersionSpec {
 
 export type LoadBalancing = 'least-outstanding' | 'round-robin';
 
+/** A PEM certificate chain and its private key, as files (absolute paths). */
+export interface CertificateFiles {
+  readonly cert: string;
+  readonly key: string;
+  /** The app that configured it, or undefined for router-wide ones. */
+  readonly app?: string;
+}
+
+/** `Strict-Transport-Security` parameters. */
+export interface Hsts {
+  readonly maxAge: number;
+  readonly includeSubDomains: boolean;
+  readonly preload: boolean;
+}
+
+/** An app's HTTPS policy, router-wide defaults already applied. */
+export interface AppTls {
+  /** Redirect plain HTTP to HTTPS (301 for GET/HEAD, 308 otherwise). */
+  readonly sslEnforce: boolean;
+  /** Sent on HTTPS responses when set. */
+  readonly hsts: Hsts | undefined;
+  /** Obtain certificates over ACME for this app's (non-wildcard) domains when ACME is configured. */
+  readonly acme: boolean;
+  readonly certificates: readonly CertificateFiles[];
+}
+
 /** A named set of fully-qualified domains and versions. */
 export interface AppSpec {
   readonly name: string;
@@ -28,6 +54,7 @@ export interface AppSpec {
   readonly domains: readonly string[];
   readonly versions: readonly VersionSpec[];
   readonly loadBalancing: LoadBalancing;
+  readonly tls: AppTls;
   /** Which provider produced this app (`file`, `kubernetes`). */
   readonly source: string;
 }
@@ -58,6 +85,33 @@ export interface Limits {
 export interface ListenSpec {
   readonly http: string;
   readonly admin: string;
+  /** The HTTPS listener; none when unset. */
+  readonly https: string | undefined;
+}
+
+export type KeyType = 'ecdsa' | 'rsa';
+
+export interface AcmeSettings {
+  readonly directory: string;
+  readonly email: string | undefined;
+  readonly challenge: 'http-01' | 'tls-alpn-01';
+  /** PEM file of CAs trusted for the directory's HTTPS (e.g. Pebble's); system CAs otherwise. */
+  readonly caBundle: string | undefined;
+  /** Renew once this fraction of the certificate's lifetime has passed (when the CA gives no renewal window). */
+  readonly renewAt: number;
+  /** Backoff between failed attempts, ms: starts at min, doubles (with jitter) up to max. */
+  readonly retry: { readonly min: number; readonly max: number };
+}
+
+export interface TlsSettings {
+  /** Directory for ACME accounts, issued certificates and locks (absolute). */
+  readonly storage: string;
+  readonly keyType: KeyType;
+  /** Router-wide certificate files (each serves the names in its certificate). */
+  readonly certificates: readonly CertificateFiles[];
+  /** Served for unknown or missing SNI; a self-signed certificate when unset. */
+  readonly platformCertificate: CertificateFiles | undefined;
+  readonly acme: AcmeSettings | undefined;
 }
 
 /** Router-wide settings, owned by the file provider. */
@@ -67,6 +121,7 @@ export interface RouterSettings {
   readonly timeouts: Timeouts;
   readonly limits: Limits;
   readonly accessLog: boolean;
+  readonly tls: TlsSettings;
 }
 
 /** What one provider currently says. A provider always sends its whole state (level-triggered). */

@@ -7,6 +7,7 @@
  * the CLI turns into exit code 2), publishes the first snapshot, then opens the
  * listeners; `close()` stops the provider, drains the data plane and closes the admin API.
  */
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { AdminServer } from './admin/admin-server.js';
@@ -19,6 +20,10 @@ import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { FileProvider } from './providers/file-provider.js';
+import { AcmeChallenges } from './tls/acme-challenges.js';
+import { CertificateManager } from './tls/certificate-manager.js';
+import { CertificateStore } from './tls/certificate-store.js';
+import { FileStorage } from './tls/file-storage.js';
 
 export interface RouterOptions {
   readonly configFile: string;
@@ -28,11 +33,15 @@ export interface RouterOptions {
   readonly logDestination?: DestinationStream;
   /** Collect Node process metrics (default true). */
   readonly processMetrics?: boolean;
+  /** acme-client polling while an order is pending, ms (default 1–10 s; tests use less). */
+  readonly acmePollMs?: { min: number; max: number };
 }
 
 export interface Router {
   readonly httpAddress: AddressInfo;
+  readonly httpsAddress: AddressInfo | undefined;
   readonly adminAddress: AddressInfo;
+  readonly certificates: CertificateManager;
   readonly controlPlane: ControlPlane;
   readonly dataPlane: DataPlane;
   readonly provider: FileProvider;
@@ -54,40 +63,60 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     logger.error({ code: (err as FairwayError).code, err: (err as Error).message }, 'ignoring the weights state file');
   }
   const controlPlane = new ControlPlane({ overrides, metrics, logger });
-  const dataPlane = new DataPlane({ stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize });
+  const store = new CertificateStore(randomBytes(48));
+  const challenges = new AcmeChallenges();
+  const dataPlane = new DataPlane({ stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges });
+  const certificates = new CertificateManager({
+    store,
+    challenges,
+    storage: (dir) => new FileStorage(dir),
+    logger: logger.child({ component: 'tls' }),
+    metrics,
+    onDefaultChange: () => dataPlane.refreshDefaultCertificate(),
+    acmePollMs: options.acmePollMs,
+  });
   const listen = config.settings.listen;
+  let certificatesStarted = false;
   controlPlane.on('snapshot', (snapshot) => {
     dataPlane.apply(snapshot);
+    if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
     logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
     const now = snapshot.settings;
-    if (now.listen.http !== listen.http || now.listen.admin !== listen.admin || now.limits.maxHeaderSize !== config.settings.limits.maxHeaderSize) {
+    if (now.listen.http !== listen.http || now.listen.admin !== listen.admin || now.listen.https !== listen.https || now.limits.maxHeaderSize !== config.settings.limits.maxHeaderSize) {
       logger.warn('listen addresses and limits.maxHeaderSize take effect at the next restart');
     }
   });
 
   const provider = new FileProvider(options.configFile, { initial: config, logger });
   await provider.start(controlPlane.sinkFor(provider.name));
-  controlPlane.flush();
+  const first = controlPlane.flush()!;
+  await certificates.start(first);
+  certificatesStarted = true;
 
-  const admin = new AdminServer({ controlPlane, metrics, logger, ready: () => dataPlane.table !== undefined });
+  const admin = new AdminServer({ controlPlane, certificates, metrics, logger, ready: () => dataPlane.table !== undefined });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
+  const httpsAt = listen.https ? parseHostPort(listen.https, true)! : undefined;
   let httpAddress: AddressInfo;
+  let httpsAddress: AddressInfo | undefined;
   let adminAddress: AddressInfo;
   try {
     httpAddress = await dataPlane.listen(httpAt.host, httpAt.port);
+    if (httpsAt) httpsAddress = await dataPlane.listenHttps(httpsAt.host, httpsAt.port, config.settings.limits.maxHeaderSize);
     adminAddress = await admin.listen(adminAt.host, adminAt.port);
   } catch (err) {
     await provider.stop();
-    await Promise.allSettled([dataPlane.close(0), admin.close()]);
+    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop()]);
     throw err;
   }
-  logger.info({ http: addressText(httpAddress), admin: addressText(adminAddress), config: provider.file }, 'fairway is serving');
+  logger.info({ http: addressText(httpAddress), https: httpsAddress && addressText(httpsAddress), admin: addressText(adminAddress), config: provider.file }, 'fairway is serving');
 
   let closing: Promise<void> | undefined;
   return {
     httpAddress,
+    httpsAddress,
     adminAddress,
+    certificates,
     controlPlane,
     dataPlane,
     provider,
@@ -96,7 +125,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
         await provider.stop();
-        await Promise.all([dataPlane.close(timeoutMs), admin.close()]);
+        await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop()]);
         logger.info('fairway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();

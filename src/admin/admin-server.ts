@@ -13,9 +13,11 @@ import type { AppSpec, Snapshot } from '../model.js';
 import { endpointKey } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { CertificateManager } from '../tls/certificate-manager.js';
 
 export interface AdminServerOptions {
   readonly controlPlane: ControlPlane;
+  readonly certificates: CertificateManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** True once the data plane serves a snapshot. */
@@ -97,6 +99,13 @@ export class AdminServer {
         settings: snapshot.settings,
         providers: cp.providerStatus(),
       });
+    }
+    if (method === 'GET' && p === '/v1/certificates') return send(res, 200, { certificates: this.#options.certificates.rows() });
+    const renew = /^\/v1\/certificates\/([^/]+)\/renew$/.exec(p);
+    if (renew && method === 'POST') {
+      const host = decodePathSegment(renew[1]!).toLowerCase();
+      this.#options.logger.info({ host }, 'certificate renewal requested through the admin API');
+      return send(res, 200, await this.#options.certificates.renew(host));
     }
     const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
     if (m) {

@@ -56,6 +56,50 @@ const version = z.strictObject({
   endpoints: z.array(endpoint, { error: 'must be a list of host:port strings' }).default([]),
 });
 
+const fileRef = z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' });
+const certificatePair = z.strictObject({ cert: fileRef, key: fileRef }, { error: 'must be { cert: FILE, key: FILE }' });
+const certificateList = z.array(certificatePair, { error: 'must be a list of { cert: FILE, key: FILE }' }).default([]);
+
+const hsts = z.strictObject(
+  {
+    maxAge: z.number({ error: 'must be a number of seconds >= 0' }).int({ error: 'must be a number of seconds >= 0' }).min(0, { error: 'must be a number of seconds >= 0' }).default(15552000),
+    includeSubDomains: z.boolean({ error: 'must be true or false' }).default(false),
+    preload: z.boolean({ error: 'must be true or false' }).default(false),
+  },
+  { error: 'must be { maxAge, includeSubDomains, preload } or false' },
+);
+const hstsSetting = z.union([z.literal(false), hsts], { error: 'must be { maxAge, includeSubDomains, preload } or false' });
+
+const appTls = z.strictObject({
+  certificates: certificateList,
+  sslEnforce: z.boolean({ error: 'must be true or false' }).optional(),
+  hsts: hstsSetting.optional(),
+  acme: z.boolean({ error: 'must be true or false' }).default(true),
+});
+
+const acme = z.strictObject({
+  directory: z.url({ error: 'must be the https:// URL of an ACME directory' }),
+  email: z.email({ error: 'must be an e-mail address' }).optional(),
+  challenge: z.enum(['http-01', 'tls-alpn-01'], { error: 'must be http-01 or tls-alpn-01' }).default('http-01'),
+  caBundle: fileRef.optional(),
+  renewAt: z
+    .number({ error: 'must be a fraction of the lifetime between 0 and 1, like 0.667' })
+    .gt(0, { error: 'must be a fraction of the lifetime between 0 and 1, like 0.667' })
+    .lt(1, { error: 'must be a fraction of the lifetime between 0 and 1, like 0.667' })
+    .default(2 / 3),
+  retry: z.strictObject({ min: duration('1m'), max: duration('1h') }).prefault({}),
+});
+
+const tls = z.strictObject({
+  storage: fileRef.default('fairway-data'),
+  keyType: z.enum(['ecdsa', 'rsa'], { error: 'must be ecdsa or rsa' }).default('ecdsa'),
+  certificates: certificateList,
+  platformCertificate: certificatePair.optional(),
+  sslEnforce: z.boolean({ error: 'must be true or false' }).default(false),
+  hsts: hstsSetting.default(false),
+  acme: acme.optional(),
+});
+
 const app = z.strictObject({
   domains: z
     .array(
@@ -73,6 +117,7 @@ const app = z.strictObject({
       error: 'must be a map of version name to { weight, endpoints }',
     })
     .default({}),
+  tls: appTls.prefault({}),
 });
 
 export const configSchema = z.strictObject({
@@ -80,6 +125,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       http: listenAddress('127.0.0.1:8080'),
       admin: listenAddress('127.0.0.1:9090'),
+      https: z
+        .string({ error: 'must be an address like 127.0.0.1:8443' })
+        .refine((v) => parseHostPort(v, true) !== undefined, { error: 'must be an address like 127.0.0.1:8443 or [::]:443' })
+        .optional(),
     })
     .prefault({}),
   platformDomain: z
@@ -111,6 +160,7 @@ export const configSchema = z.strictObject({
       access: z.boolean({ error: 'must be true or false' }).default(true),
     })
     .prefault({}),
+  tls: tls.prefault({}),
   apps: z
     .record(z.string().regex(NAME, { error: 'app names are lower-case letters, digits and - (max 63)' }), app, {
       error: 'must be a map of app name to app',

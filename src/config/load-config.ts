@@ -87,6 +87,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 
   const problems: ConfigProblem[] = [];
   const cfg = parsed.data;
+  const dir = path.dirname(path.resolve(file));
+  const files = (c: { cert: string; key: string }) => ({ cert: path.resolve(dir, c.cert), key: path.resolve(dir, c.key) });
   const claimed = new Map<string, string>();
   const apps: AppSpec[] = [];
   for (const [name, a] of Object.entries(cfg.apps)) {
@@ -113,12 +115,31 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       weight: v.weight,
       endpoints: v.endpoints.map((e) => parseHostPort(e) as EndpointSpec),
     }));
-    apps.push({ name, domains, versions, loadBalancing: a.loadBalancing, source: 'file' });
+    const sslEnforce = a.tls.sslEnforce ?? cfg.tls.sslEnforce;
+    if (sslEnforce && !cfg.listen.https) {
+      problems.push({ path: `apps.${name}.tls.sslEnforce`, ...locate(a.tls.sslEnforce === undefined ? ['tls', 'sslEnforce'] : ['apps', name, 'tls', 'sslEnforce']), message: 'needs listen.https (nowhere to redirect to)' });
+    }
+    const hsts = a.tls.hsts ?? cfg.tls.hsts;
+    apps.push({
+      name,
+      domains,
+      versions,
+      loadBalancing: a.loadBalancing,
+      tls: {
+        sslEnforce,
+        hsts: hsts === false ? undefined : hsts,
+        acme: a.tls.acme,
+        certificates: a.tls.certificates.map((c) => ({ ...files(c), app: name })),
+      },
+      source: 'file',
+    });
+  }
+  if (cfg.tls.acme && !cfg.listen.https) {
+    problems.push({ path: 'tls.acme', ...locate(['tls', 'acme']), message: 'needs listen.https (certificates are served there)' });
   }
   if (problems.length > 0) throw new ConfigError('FW_CONFIG_INVALID', file, problems);
 
   apps.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
-  const dir = path.dirname(path.resolve(file));
   const stateFile = cfg.stateFile
     ? path.resolve(dir, cfg.stateFile)
     : path.join(dir, `${path.basename(file).replace(/\.ya?ml$/i, '')}.state.json`);
@@ -128,11 +149,22 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     logLevel: cfg.log.level,
     apps,
     settings: {
-      listen: cfg.listen,
+      listen: { http: cfg.listen.http, admin: cfg.listen.admin, https: cfg.listen.https },
       platformDomain: cfg.platformDomain?.toLowerCase(),
       timeouts: cfg.timeouts,
       limits: cfg.limits,
       accessLog: cfg.log.access,
+      tls: {
+        storage: path.resolve(dir, cfg.tls.storage),
+        keyType: cfg.tls.keyType,
+        certificates: cfg.tls.certificates.map(files),
+        platformCertificate: cfg.tls.platformCertificate ? files(cfg.tls.platformCertificate) : undefined,
+        acme: cfg.tls.acme && {
+          ...cfg.tls.acme,
+          email: cfg.tls.acme.email,
+          caBundle: cfg.tls.acme.caBundle ? path.resolve(dir, cfg.tls.acme.caBundle) : undefined,
+        },
+      },
     },
   };
 }

@@ -1,23 +1,32 @@
 /**
  * @module
- * The data plane: the HTTP listener and the per-request path up to the proxy exchange.
- * It holds no state beyond the live {@link RouteTable}, the upstream pools and counters.
+ * The data plane: the HTTP and HTTPS listeners and the per-request path up to the proxy
+ * exchange. It holds no state beyond the live {@link RouteTable}, the certificate store,
+ * pending ACME challenge answers, the upstream pools and counters.
  *
  * `apply(snapshot)` compiles a new table off to the side, swaps the one reference, and
  * then retires pools the new table no longer uses. A request reads the reference once
  * when it arrives and keeps that table to its end, so a swap never disturbs a request in
- * flight. The hot path reads memory only.
+ * flight. The hot path reads memory only; so does the TLS handshake (SNI and ALPN
+ * callbacks read the certificate store and the challenge answers).
+ *
+ * Per request: ACME HTTP-01 answer (plain HTTP, before any routing) → host match →
+ * HTTPS redirect (`sslEnforce`, plain HTTP) → version pick → limits → proxy exchange.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
 import type { ErrorCode } from '../errors.js';
+import { ACME_TLS_ALPN, type AcmeChallenges } from '../tls/acme-challenges.js';
+import type { CertificateStore } from '../tls/certificate-store.js';
 import { sendError } from './error-pages.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
-import { RouteTable } from './route-table.js';
+import { normalizeHost, RouteTable } from './route-table.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -26,12 +35,17 @@ const DROPPED_REQUEST_HEADERS = new Set([
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-id',
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+/** Set on a TLS socket whose ALPN callback chose `acme-tls/1`, for the SNI callback that follows. */
+const ALPN_CHALLENGE = Symbol('fairway.alpnChallenge');
 
 export interface DataPlaneOptions {
   readonly stats: RequestStats;
   readonly logger: Logger;
   /** Limits fixed for the listener's life (Node applies them at creation). */
   readonly maxHeaderSize: number;
+  readonly certificates: CertificateStore;
+  readonly challenges: AcmeChallenges;
 }
 
 export class DataPlane {
@@ -39,15 +53,23 @@ export class DataPlane {
   readonly #stats: RequestStats;
   readonly #logger: Logger;
   readonly #accessLog: Logger;
+  readonly #certificates: CertificateStore;
+  readonly #challenges: AcmeChallenges;
   readonly #server: Server;
+  #https: HttpsServer | undefined;
   #table: RouteTable | undefined;
   #ctx: ExchangeContext;
   #port = '';
+  #httpsPort = '';
+  /** `:port` for redirect targets, empty for 443. */
+  #httpsPortSuffix = '';
 
   constructor(options: DataPlaneOptions) {
     this.#stats = options.stats;
     this.#logger = options.logger;
     this.#accessLog = options.logger.child({ log: 'access' });
+    this.#certificates = options.certificates;
+    this.#challenges = options.challenges;
     this.#ctx = { accessLog: this.#accessLog };
     this.#server = createServer({ maxHeaderSize: options.maxHeaderSize, requireHostHeader: false }, this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
@@ -70,17 +92,59 @@ export class DataPlane {
     this.#registry.retainOnly(table.upstreams);
   }
 
+  /** Opens the plain HTTP listener. */
   async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host, port, backlog: 1024 }, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.#server.address() as AddressInfo;
+    const address = await listenOn(this.#server, host, port);
     this.#port = String(address.port);
     return address;
+  }
+
+  /**
+   * Opens the HTTPS listener: certificates by SNI from the store, `http/1.1` by ALPN,
+   * and `acme-tls/1` answered with the challenge certificate while a TLS-ALPN-01
+   * challenge for that name is pending.
+   */
+  async listenHttps(host: string, port: number, maxHeaderSize: number): Promise<AddressInfo> {
+    const store = this.#certificates;
+    const challenges = this.#challenges;
+    const stats = this.#stats.tls;
+    const server = createHttpsServer({
+      ...store.serverOptions(),
+      maxHeaderSize,
+      requireHostHeader: false,
+      // Both callbacks are called with the TLS socket as `this`; ALPN runs first (Node 20).
+      ALPNCallback(this: TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
+        if (protocols.includes(ACME_TLS_ALPN) && challenges.alpn(servername)) {
+          (this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE] = true;
+          return ACME_TLS_ALPN;
+        }
+        return protocols.includes('http/1.1') ? 'http/1.1' : undefined;
+      },
+      SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
+        const challenge = (this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE];
+        done(null, challenge ? challenges.alpn(servername) : store.lookup(servername));
+      },
+    } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
+    server.on('clientError', this.#onClientError);
+    server.on('secureConnection', (socket: TLSSocket) => {
+      stats.handshakes++;
+      if (socket.isSessionReused()) stats.resumed++;
+      // A TLS-ALPN-01 validation only needs the handshake.
+      if (socket.alpnProtocol === ACME_TLS_ALPN) socket.end();
+    });
+    server.on('tlsClientError', () => {
+      stats.handshakeErrors++;
+    });
+    this.#https = server;
+    const address = await listenOn(server, host, port);
+    this.#httpsPort = String(address.port);
+    this.#httpsPortSuffix = address.port === 443 ? '' : `:${address.port}`;
+    return address;
+  }
+
+  /** Re-reads the default certificate (unknown or missing SNI) from the store. */
+  refreshDefaultCertificate(): void {
+    this.#https?.setSecureContext(this.#certificates.serverOptions());
   }
 
   /**
@@ -88,10 +152,11 @@ export class DataPlane {
    * every connection and upstream pool.
    */
   async close(timeoutMs = 10_000): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const servers: Server[] = this.#https ? [this.#server, this.#https] : [this.#server];
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
     // Connections turn idle as their last response ends: close them as they do.
-    const sweep = setInterval(() => this.#server.closeIdleConnections(), 100);
-    const deadline = setTimeout(() => this.#server.closeAllConnections(), timeoutMs);
+    const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 100);
+    const deadline = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), timeoutMs);
     await closed;
     clearInterval(sweep);
     clearTimeout(deadline);
@@ -100,6 +165,15 @@ export class DataPlane {
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
+    const https = (req.socket as TLSSocket).encrypted === true;
+    if (!https) {
+      const keyAuthorization = this.#challenges.http01(req.url!);
+      if (keyAuthorization !== undefined) {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(keyAuthorization) });
+        res.end(keyAuthorization);
+        return;
+      }
+    }
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
@@ -141,6 +215,11 @@ export class DataPlane {
         return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId, host);
       }
     }
+    if (app.sslEnforce && !https && this.#https !== undefined) {
+      res.writeHead(SAFE_METHODS.has(req.method!) ? 301 : 308, { location: `https://${normalizeHost(host)}${this.#httpsPortSuffix}${path}`, 'content-length': 0 });
+      res.end();
+      return;
+    }
     const version = app.pickVersion();
     if (version === undefined) return this.#answer(req, res, started, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
     let body: ForwardRequest['body'] = null;
@@ -156,12 +235,12 @@ export class DataPlane {
     const clientIp = clientAddress(req.socket);
     headers.push(
       'x-forwarded-for', clientIp,
-      'x-forwarded-proto', 'http',
+      'x-forwarded-proto', https ? 'https' : 'http',
       'x-forwarded-host', host,
-      'x-forwarded-port', this.#port,
+      'x-forwarded-port', https ? this.#httpsPort : this.#port,
       'x-request-id', requestId,
     );
-    const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body };
+    const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined };
     new ProxyExchange(res, fwd, app, version, table, this.#ctx, started).start();
   };
 
@@ -209,6 +288,16 @@ function dropConnectionTokens(headers: string[], connection: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
     if (tokens.includes(headers[i]!.toLowerCase())) headers.splice(i, 2);
   }
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 1024 }, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }
 
 function clientAddress(socket: Socket): string {

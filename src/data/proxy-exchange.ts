@@ -46,6 +46,8 @@ export interface ForwardRequest {
   readonly clientIp: string;
   /** The request body stream, or null when the request has none. */
   readonly body: Readable | null;
+  /** `Strict-Transport-Security` to add to the response (HTTPS requests of apps with HSTS). */
+  readonly hsts: string | undefined;
 }
 
 export interface ExchangeContext {
@@ -120,6 +122,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
       headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
     }
+    if (this.#fwd.hsts !== undefined) headers.push('strict-transport-security', this.#fwd.hsts);
     try {
       res.writeHead(statusCode, statusText || undefined, headers);
     } catch (err) {

@@ -56,12 +56,20 @@ export class AppRoute {
   readonly versions: readonly VersionRoute[];
   /** Counters for requests answered before a version was chosen (label `version=""`). */
   readonly stats: VersionStats;
+  /** Redirect plain HTTP to HTTPS. */
+  readonly sslEnforce: boolean;
+  /** The `Strict-Transport-Security` value for HTTPS responses, if any. */
+  readonly hsts: string | undefined;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
-  constructor(name: string, versions: VersionRoute[], stats: VersionStats) {
+  constructor(name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls']) {
     this.name = name;
     this.versions = versions;
     this.stats = stats;
+    this.sslEnforce = tls.sslEnforce;
+    this.hsts = tls.hsts
+      ? `max-age=${tls.hsts.maxAge}${tls.hsts.includeSubDomains ? '; includeSubDomains' : ''}${tls.hsts.preload ? '; preload' : ''}`
+      : undefined;
     // A version without endpoints gives its share to the others.
     const live = versions.filter((v) => v.upstreams.length > 0);
     this.#picker = new SmoothWeightedPicker(live, live.map((v) => v.weight));
@@ -139,7 +147,7 @@ function compileApp(app: AppSpec, upstream: (e: AppSpec['versions'][number]['end
   const versions = app.versions.map(
     (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
   );
-  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''));
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls);
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

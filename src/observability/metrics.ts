@@ -16,6 +16,9 @@ export class Metrics {
   readonly snapshotGeneration: Gauge;
   readonly apps: Gauge<'state'>;
   readonly weightChanges: Counter<'app'>;
+  readonly tlsNotAfter: Gauge<'host' | 'source'>;
+  readonly tlsExpiring: Gauge;
+  readonly acmeOrders: Counter<'result'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -52,6 +55,23 @@ export class Metrics {
       name: 'fairway_weight_changes_total',
       help: 'Weight changes made through the admin API or CLI, by app.',
       labelNames: ['app'],
+      registers,
+    });
+    this.tlsNotAfter = new Gauge({
+      name: 'fairway_tls_certificate_not_after_seconds',
+      help: 'Expiry (Unix time) of the certificate served for each name, by source (acme, file, platform, self-signed); host="" is the default certificate.',
+      labelNames: ['host', 'source'],
+      registers,
+    });
+    this.tlsExpiring = new Gauge({
+      name: 'fairway_tls_certificates_expiring',
+      help: 'ACME certificates past their renewal time whose renewal keeps failing, with less than 10% of their lifetime left.',
+      registers,
+    });
+    this.acmeOrders = new Counter({
+      name: 'fairway_acme_orders_total',
+      help: 'ACME order attempts by result (issued, failed, rate_limited, from_storage: installed from shared storage, ordered by another replica).',
+      labelNames: ['result'],
       registers,
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fairway_' });

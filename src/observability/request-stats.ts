@@ -46,6 +46,8 @@ export class RequestStats {
   readonly #versions = new Map<string, VersionStats>();
   /** Requests answered before an app was chosen, by reason. */
   readonly unrouted: Record<UnroutedReason, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
+  /** TLS handshakes on the HTTPS listener: completed, of which resumed, and failed. */
+  readonly tls = { handshakes: 0, resumed: 0, handshakeErrors: 0 };
 
   /** The stats of `app`/`version`, created on first use. Call when compiling a route table. */
   forVersion(app: string, version: string): VersionStats {
@@ -95,6 +97,13 @@ export class RequestStats {
     out.push('# HELP fairway_unrouted_requests_total Requests answered before an app was chosen, by reason.');
     out.push('# TYPE fairway_unrouted_requests_total counter');
     for (const [reason, n] of Object.entries(this.unrouted)) out.push(`fairway_unrouted_requests_total{reason="${reason}"} ${n}`);
+    out.push('# HELP fairway_tls_handshakes_total TLS handshakes completed on the HTTPS listener, by whether the session was resumed.');
+    out.push('# TYPE fairway_tls_handshakes_total counter');
+    out.push(`fairway_tls_handshakes_total{resumed="false"} ${this.tls.handshakes - this.tls.resumed}`);
+    out.push(`fairway_tls_handshakes_total{resumed="true"} ${this.tls.resumed}`);
+    out.push('# HELP fairway_tls_handshake_errors_total TLS handshakes that failed (client alerts, no shared cipher, bad SNI, timeouts).');
+    out.push('# TYPE fairway_tls_handshake_errors_total counter');
+    out.push(`fairway_tls_handshake_errors_total ${this.tls.handshakeErrors}`);
     return out.join('\n') + '\n';
   }
 }
