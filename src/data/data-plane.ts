@@ -22,7 +22,7 @@ import type { Snapshot } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
 import type { ErrorCode } from '../errors.js';
-import { ACME_TLS_ALPN, type AcmeChallenges } from '../tls/acme-challenges.js';
+import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
 import { sendError } from './error-pages.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
@@ -114,15 +114,23 @@ export class DataPlane {
       requireHostHeader: false,
       // Both callbacks are called with the TLS socket as `this`; ALPN runs first (Node 20).
       ALPNCallback(this: TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
-        if (protocols.includes(ACME_TLS_ALPN) && challenges.alpn(servername)) {
+        if (protocols.includes(ACME_TLS_ALPN) && (challenges.alpn(servername) || challenges.shared)) {
           (this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE] = true;
           return ACME_TLS_ALPN;
         }
         return protocols.includes('http/1.1') ? 'http/1.1' : undefined;
       },
       SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
-        const challenge = (this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE];
-        done(null, challenge ? challenges.alpn(servername) : store.lookup(servername));
+        if (!(this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE]) return done(null, store.lookup(servername));
+        // A TLS-ALPN-01 validation: only the challenge certificate will do.
+        const local = challenges.alpn(servername);
+        if (local) return done(null, local);
+        const shared = challenges.shared;
+        if (!shared) return done(new Error(`no TLS-ALPN-01 challenge pending for ${servername}`));
+        shared.alpn(servername).then(
+          (ctx) => (ctx ? done(null, ctx) : done(new Error(`no TLS-ALPN-01 challenge pending for ${servername}`))),
+          (err: Error) => done(err),
+        );
       },
     } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
     server.on('clientError', this.#onClientError);
@@ -166,14 +174,35 @@ export class DataPlane {
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const https = (req.socket as TLSSocket).encrypted === true;
-    if (!https) {
-      const keyAuthorization = this.#challenges.http01(req.url!);
-      if (keyAuthorization !== undefined) {
-        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(keyAuthorization) });
-        res.end(keyAuthorization);
-        return;
-      }
+    // ACME HTTP-01 answers come before any routing or HTTPS redirect.
+    if (!https && req.url!.charCodeAt(1) === 46 /* "/." */) {
+      const token = AcmeChallenges.tokenOf(req.url!);
+      if (token !== undefined && this.#answerChallenge(req, res, started, token)) return;
     }
+    this.#route(req, res, started, https);
+  };
+
+  /** Answers an HTTP-01 validation from memory, or from shared storage; false if neither can have it. */
+  #answerChallenge(req: IncomingMessage, res: ServerResponse, started: number, token: string): boolean {
+    const send = (keyAuthorization: string) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(keyAuthorization) });
+      res.end(keyAuthorization);
+    };
+    const local = this.#challenges.http01(token);
+    if (local !== undefined) {
+      send(local);
+      return true;
+    }
+    const shared = this.#challenges.shared;
+    if (!shared) return false;
+    shared.http01(token).then(
+      (answer) => (answer === undefined ? this.#route(req, res, started, false) : send(answer)),
+      () => this.#route(req, res, started, false),
+    );
+    return true;
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse, started: number, https: boolean): void {
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
@@ -215,7 +244,7 @@ export class DataPlane {
         return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId, host);
       }
     }
-    if (app.sslEnforce && !https && this.#https !== undefined) {
+    if (app.sslEnforce && !https && this.#https !== undefined && !path.startsWith(HTTP01_PREFIX)) {
       res.writeHead(SAFE_METHODS.has(req.method!) ? 301 : 308, { location: `https://${normalizeHost(host)}${this.#httpsPortSuffix}${path}`, 'content-length': 0 });
       res.end();
       return;
@@ -242,7 +271,7 @@ export class DataPlane {
     );
     const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined };
     new ProxyExchange(res, fwd, app, version, table, this.#ctx, started).start();
-  };
+  }
 
   /**
    * Answers a request the router does not proxy with the error page for `code`, counts

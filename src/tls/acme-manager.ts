@@ -27,7 +27,7 @@ import acme from 'acme-client';
 import { FairwayError } from '../errors.js';
 import type { AcmeSettings, KeyType } from '../model.js';
 import type { Logger } from '../observability/logger.js';
-import type { AcmeChallenges } from './acme-challenges.js';
+import type { AcmeChallenges, SharedChallenges } from './acme-challenges.js';
 import { agentFor, withAcmeContext, type AcmeCallContext } from './acme-http.js';
 import { parseBundle, type CertificateBundle } from './certificate-bundle.js';
 import type { Storage } from './storage.js';
@@ -88,6 +88,25 @@ export class AcmeManager {
     this.#o = options;
     this.#agent = agentFor(options.settings.caBundle);
   }
+
+  /** Challenge answers stored by any replica sharing this storage (see AcmeChallenges). */
+  readonly shared: SharedChallenges = {
+    http01: async (token) => {
+      try {
+        return (await this.#o.storage.get(`challenges/http-01/${token}`)).toString('utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    alpn: async (host) => {
+      try {
+        const pair = JSON.parse((await this.#o.storage.get(`challenges/tls-alpn-01/${host.toLowerCase()}.json`)).toString('utf8')) as { certPem: string; keyPem: string };
+        return this.#o.alpnContext(pair);
+      } catch {
+        return undefined;
+      }
+    },
+  };
 
   /** The hosts to keep certificates for (exact names; wildcards are never passed here). */
   setHosts(hosts: Iterable<string>): void {
@@ -268,19 +287,31 @@ export class AcmeManager {
           // Our own listeners answer; a self-check through public DNS means nothing here.
           skipChallengeVerification: true,
           challengePriority: [challenge],
+          // Answers go to memory (this replica) and to storage (the replica the CA reaches).
           challengeCreateFn: async (authz, listed, keyAuthorization) => {
             const ch = listed as AcmeChallenge;
-            if (ch.type === 'http-01') this.#o.challenges.setHttp01(ch.token, keyAuthorization);
-            else if (ch.type === 'tls-alpn-01') {
-              const alpnKey = await acme.crypto.createPrivateEcdsaKey();
-              const [, alpnCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, alpnKey);
-              this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext({ certPem: alpnCert.toString(), keyPem: alpnKey.toString() }));
+            const storage = this.#o.storage;
+            if (ch.type === 'http-01') {
+              this.#o.challenges.setHttp01(ch.token, keyAuthorization);
+              await storage.put(`challenges/http-01/${ch.token}`, keyAuthorization);
+            } else if (ch.type === 'tls-alpn-01') {
+              const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+              const [, certPem] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, keyPem);
+              const pair = { certPem: certPem.toString(), keyPem };
+              this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext(pair));
+              await storage.put(`challenges/tls-alpn-01/${authz.identifier.value}.json`, JSON.stringify(pair), { secret: true });
             }
           },
           challengeRemoveFn: async (authz, listed) => {
             const ch = listed as AcmeChallenge;
-            if (ch.type === 'http-01') this.#o.challenges.deleteHttp01(ch.token);
-            else if (ch.type === 'tls-alpn-01') this.#o.challenges.deleteAlpn(authz.identifier.value);
+            const storage = this.#o.storage;
+            if (ch.type === 'http-01') {
+              this.#o.challenges.deleteHttp01(ch.token);
+              await storage.delete(`challenges/http-01/${ch.token}`);
+            } else if (ch.type === 'tls-alpn-01') {
+              this.#o.challenges.deleteAlpn(authz.identifier.value);
+              await storage.delete(`challenges/tls-alpn-01/${authz.identifier.value}.json`);
+            }
           },
         });
         const b = parseBundle(certPem, keyPem.toString(), 'acme', this.#o.settings.directory);
@@ -310,6 +341,8 @@ export class AcmeManager {
   }
 
   #failed(host: string, s: HostState, err: Error): void {
+    // Start the next attempt from a fresh client: the CA may have lost our account (a restart).
+    this.#client = undefined;
     const code = err instanceof FairwayError ? err.code : 'FW_ACME_ORDER_FAILED';
     s.failures++;
     const { min, max } = this.#o.settings.retry;

@@ -132,6 +132,7 @@ export class CertificateManager {
     this.#acmeKey = key;
     void this.#acme?.stop();
     this.#acme = undefined;
+    this.#o.challenges.share(undefined);
     if (!tls.acme) return;
     const metrics = this.#o.metrics;
     this.#acme = new AcmeManager({
@@ -145,6 +146,7 @@ export class CertificateManager {
       onOrder: (result) => metrics.acmeOrders.inc({ result }),
       pollMs: this.#o.acmePollMs,
     });
+    this.#o.challenges.share(this.#acme.shared);
   }
 
   /** Recomputes the store's index and the ACME host set from every source. */

@@ -5,7 +5,7 @@
  * Contract (every implementation passes the shared suite in test/storage-contract.ts):
  * - Keys are `/`-separated relative paths of `[A-Za-z0-9._*-]` segments, e.g.
  *   `certificates/web.example.com/cert.pem`; no empty, `.` or `..` segment. A bad key
- *   throws FW_STORAGE_IO.
+ *   throws FW_STORAGE_IO. The top-level segment `locks` is reserved for locks.
  * - `get()` of a missing key throws FairwayError FW_STORAGE_NOT_FOUND; every other
  *   failure throws FW_STORAGE_IO. `delete()` of a missing key succeeds.
  * - `put()` is atomic: a concurrent `get()` sees the old or the new value, never a mix.
