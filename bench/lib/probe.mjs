@@ -8,13 +8,22 @@
 //   node probe.mjs split METRICS_URL
 //     Prints the share of fairway_requests_total per version from Fairway's admin
 //     /metrics, e.g. "v1=90.0% v2=10.0% (1234567 requests)", to show weights were applied.
+//
+//   node probe.mjs tls-handshakes METRICS_URL
+//     Prints Fairway's fairway_tls_handshakes_total as "FULL RESUMED" (two integers).
+//
+// An https:// URL is fetched with SNI = HOST and without certificate checks (the bench's
+// certificate is self-signed).
 import http from 'node:http';
+import https from 'node:https';
 
 const EXPECTED_BODY_BYTES = 100;
 
 function get(url, host) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers: host ? { host } : {}, agent: false, timeout: 2000 }, (res) => {
+    const secure = url.startsWith('https:');
+    const tls = secure ? { servername: host, rejectUnauthorized: false } : {};
+    const req = (secure ? https : http).get(url, { headers: host ? { host } : {}, agent: false, timeout: 2000, ...tls }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
@@ -56,12 +65,26 @@ async function split(metricsUrl) {
   return `${shares} (${total} requests)`;
 }
 
+async function tlsHandshakes(metricsUrl) {
+  const { status, body } = await get(metricsUrl);
+  if (status !== 200) throw new Error(`${metricsUrl} answered ${status}`);
+  const text = body.toString('utf8');
+  const count = (resumed) => {
+    const m = new RegExp(`^fairway_tls_handshakes_total\\{resumed="${resumed}"\\} (\\d+)`, 'm').exec(text);
+    if (!m) throw new Error(`no fairway_tls_handshakes_total{resumed="${resumed}"} in ${metricsUrl}`);
+    return Number(m[1]);
+  };
+  return `${count('false')} ${count('true')}`;
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === 'wait' && args.length === 3) {
   process.exit(await wait(...args));
 } else if (cmd === 'split' && args.length === 1) {
   process.stdout.write(`${await split(args[0])}\n`);
+} else if (cmd === 'tls-handshakes' && args.length === 1) {
+  process.stdout.write(`${await tlsHandshakes(args[0])}\n`);
 } else {
-  process.stderr.write('usage: probe.mjs wait URL HOST SECONDS | probe.mjs split METRICS_URL\n');
+  process.stderr.write('usage: probe.mjs wait URL HOST SECONDS | probe.mjs split METRICS_URL | probe.mjs tls-handshakes METRICS_URL\n');
   process.exit(2);
 }

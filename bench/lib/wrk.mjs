@@ -15,6 +15,7 @@
 //     from BENCH_META_* environment variables). Exit 0, or 3 when BENCH_STRICT=1 and a
 //     target failed.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
 /** Targets: Fairway vs the peers measured in the same run. */
 const TARGET_NGINX_RATIO = 0.25;
@@ -175,8 +176,11 @@ function summarize(rawFile, summaryFile) {
   return checks.some((c) => c.result === 'FAIL') ? 1 : 0;
 }
 
-const [cmd, ...args] = process.argv.slice(2);
-if (cmd === 'parse' && args.length >= 3 && args.length <= 7) {
+// The command line runs only when this file is the script (tls-report.mjs imports parseWrk).
+const [cmd, ...args] = import.meta.url === pathToFileURL(process.argv[1] ?? '').href ? process.argv.slice(2) : ['--imported'];
+if (cmd === '--imported') {
+  // imported as a module: nothing to run
+} else if (cmd === 'parse' && args.length >= 3 && args.length <= 7) {
   const [file, proxy, rep, cpu, proxyBusy, loadBusy, foreign] = args;
   const parsed = parseWrk(readFileSync(file, 'utf8'));
   const cpuSeconds = cpu === undefined ? -1 : Number(cpu);

@@ -5,7 +5,7 @@
  * path, so `fairway validate`, `fairway serve` at start, and the file provider at run
  * time report the same messages.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { ZodError } from 'zod';
@@ -133,6 +133,9 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       },
       source: 'file',
     });
+  }
+  if (cfg.tls.acme?.caBundle && !existsSync(path.resolve(dir, cfg.tls.acme.caBundle))) {
+    problems.push({ path: 'tls.acme.caBundle', ...locate(['tls', 'acme', 'caBundle']), message: `file not found: ${path.resolve(dir, cfg.tls.acme.caBundle)}` });
   }
   if (cfg.tls.acme && !cfg.listen.https) {
     problems.push({ path: 'tls.acme', ...locate(['tls', 'acme']), message: 'needs listen.https (certificates are served there)' });

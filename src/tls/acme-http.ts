@@ -12,7 +12,9 @@
  * call) is turned off; the ACME manager schedules retries itself.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import acme from 'acme-client';
 
 export interface AcmeCallContext {
@@ -55,9 +57,9 @@ export function withAcmeContext<T>(ctx: AcmeCallContext, fn: () => Promise<T>): 
   return storage.run(ctx, fn);
 }
 
-/** An https agent trusting the PEM `caBundle` (plus nothing else), or undefined for the system CAs. */
+/** An https agent trusting the PEM file `caBundle` in addition to Node's CAs, or undefined for Node's CAs only. */
 export function agentFor(caBundle: string | undefined): Agent | undefined {
-  return caBundle === undefined ? undefined : new Agent({ ca: caBundle, keepAlive: true });
+  return caBundle === undefined ? undefined : new Agent({ ca: [...rootCertificates, readFileSync(caBundle, 'utf8')], keepAlive: true });
 }
 
 /** `Retry-After` as seconds or an HTTP date. */

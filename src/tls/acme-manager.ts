@@ -66,6 +66,8 @@ export interface AcmeManagerOptions {
 
 interface HostState {
   bundle: CertificateBundle | undefined;
+  /** A renewal was asked for (`renew()`) and has not succeeded yet: retries order anew. */
+  forced: boolean;
   dueAt: number;
   retryAt: number;
   failures: number;
@@ -119,7 +121,7 @@ export class AcmeManager {
     }
     for (const h of wanted) {
       if (!this.#hosts.has(h)) {
-        this.#hosts.set(h, { bundle: undefined, dueAt: 0, retryAt: 0, failures: 0, lastError: undefined });
+        this.#hosts.set(h, { bundle: undefined, forced: false, dueAt: 0, retryAt: 0, failures: 0, lastError: undefined });
       }
     }
     this.#schedule();
@@ -154,9 +156,9 @@ export class AcmeManager {
   async renew(host: string): Promise<AcmeHostStatus> {
     const s = this.#hosts.get(host);
     if (!s) throw new FairwayError('FW_CERT_NOT_FOUND', `no ACME-managed certificate for "${host}"`);
-    s.dueAt = 0;
+    s.forced = true;
     s.retryAt = 0;
-    await this.#process(host, true);
+    await this.#process(host);
     return this.status().find((x) => x.host === host)!;
   }
 
@@ -179,7 +181,7 @@ export class AcmeManager {
     const now = Date.now();
     let next = Infinity;
     for (const [h, s] of this.#hosts) {
-      const at = Math.max(s.dueAt, s.retryAt);
+      const at = s.forced ? s.retryAt : Math.max(s.dueAt, s.retryAt);
       if (at <= now) {
         if (h !== this.#current && !this.#queue.includes(h)) this.#queue.push(h);
       } else if (at < next) next = at;
@@ -203,7 +205,7 @@ export class AcmeManager {
       if (!this.#hosts.has(host)) continue;
       this.#current = host;
       try {
-        await this.#process(host, false);
+        await this.#process(host);
       } finally {
         this.#current = undefined;
       }
@@ -211,9 +213,10 @@ export class AcmeManager {
   }
 
   /** Loads, or orders, the certificate of `host`; records failures with backoff. */
-  async #process(host: string, force: boolean): Promise<void> {
+  async #process(host: string): Promise<void> {
     const s = this.#hosts.get(host);
     if (!s) return;
+    const force = s.forced;
     try {
       if (!force && (await this.#loadStored(host, s))) return;
       const lock = await this.#o.storage.lock(`cert-${host}`);
@@ -222,6 +225,7 @@ export class AcmeManager {
         if (!force && (await this.#loadStored(host, s))) return;
         if (force && s.bundle && (await this.#storedIsNewer(host, s.bundle))) {
           await this.#loadStored(host, s, true);
+          s.forced = false;
           return;
         }
         await this.#order(host, s);
@@ -321,6 +325,7 @@ export class AcmeManager {
       });
       const dueAt = await this.#dueTime(bundle);
       this.#install(host, s, bundle, dueAt);
+      s.forced = false;
       s.failures = 0;
       s.retryAt = 0;
       s.lastError = undefined;
@@ -441,6 +446,7 @@ export class AcmeManager {
       });
       req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
       req.on('error', reject);
+      req.end();
     });
   }
 }

@@ -68,6 +68,9 @@ export interface Pebble {
   stop(): Promise<void>;
   /** Stops both processes and starts them again on the same ports: new root, no accounts, no orders. */
   restart(): Promise<void>;
+  /** Stops the processes but keeps ports, URL and files, as a CA outage; `up()` ends it (same caveats as `restart()`). */
+  down(): Promise<void>;
+  up(): Promise<void>;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -342,6 +345,14 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         if (stopped) throw new Error('Pebble was stopped; start a new one');
         await halt();
         running = await launch(bin, ports, configFile, caBundle, env);
+      },
+      async down() {
+        if (stopped) throw new Error('Pebble was stopped; start a new one');
+        await halt();
+      },
+      async up() {
+        if (stopped) throw new Error('Pebble was stopped; start a new one');
+        if (!running) running = await launch(bin, ports, configFile, caBundle, env);
       },
       async stop() {
         if (stopped) return;
