@@ -35,10 +35,21 @@
 #   BENCH_STRICT=1         exit 3 when a target fails (default: report only, exit 0)
 #   BENCH_NO_INSTALL=1     never apt-get install missing tools
 #   BENCH_NGINX=PATH       the nginx binary to use ("none": run as if nginx were missing)
+#
+#   BENCH_MODE=tls         run the HTTPS benchmark instead (bench/tls.sh; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
+
+# bench/tls.sh sources this file for its functions: only a direct run dispatches or runs main.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  case "${BENCH_MODE:-http}" in
+    http | "") ;;
+    tls) exec bash "$BENCH_DIR/tls.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http or tls)\n' "$BENCH_MODE" >&2; exit 1 ;;
+  esac
+fi
 
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -553,4 +564,4 @@ main() {
   report
 }
 
-main "$@"
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import type { RouteRow } from './admin/admin-server.js';
+import { formatCertificates } from './cli/certificates-table.js';
 import { formatRoutes } from './cli/routes-table.js';
+import type { CertificateRow } from './tls/certificate-manager.js';
 import { FairwayError } from './errors.js';
 
 // Commands load what they need on use, so `fairway validate` or `--help` start fast.
@@ -122,6 +124,38 @@ export function buildProgram(): Command {
           ? ((await adminRequest(opts.admin, 'GET', path)) as Record<string, number>)
           : Object.fromEntries(((await adminRequest(opts.admin, 'PUT', path, weights)) as { versions: { name: string; weight: number }[] }).versions.map((v) => [v.name, v.weight]));
         process.stdout.write(opts.json ? JSON.stringify({ app, weights: result }, null, 2) + '\n' : `${app}: ${Object.entries(result).map(([v, w]) => `${v}=${w}`).join(' ')}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  const certs = program
+    .command('certs')
+    .description('show the certificate of every host: source, issuer, expiry, next renewal, last error')
+    .addOption(adminOption())
+    .option('--json', 'print the admin API answer as JSON')
+    .action(async (opts: { admin: string; json?: boolean }) => {
+      try {
+        const answer = (await adminRequest(opts.admin, 'GET', 'v1/certificates')) as { certificates: CertificateRow[] };
+        process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatCertificates(answer.certificates));
+      } catch (err) {
+        fail(err);
+      }
+    });
+  certs
+    .command('renew')
+    .description('order a new certificate for HOST over ACME now (exit 1 if the order failed; the current certificate keeps serving)')
+    .argument('<host>', 'host name')
+    .action(async (host: string, _opts: unknown, cmd: Command) => {
+      // --admin and --json belong to `certs` and may stand before or after `renew HOST`.
+      const opts = cmd.optsWithGlobals<{ admin: string; json?: boolean }>();
+      try {
+        const row = (await adminRequest(opts.admin, 'POST', `v1/certificates/${encodeURIComponent(host)}/renew`)) as CertificateRow;
+        process.stdout.write(opts.json ? JSON.stringify(row, null, 2) + '\n' : formatCertificates([row]));
+        if (row.lastError) {
+          process.stderr.write(`fairway: renewal of ${host} failed: ${row.lastError.message} [${row.lastError.code}]\n`);
+          process.exit(EXIT.failed);
+        }
       } catch (err) {
         fail(err);
       }

@@ -8,6 +8,7 @@ import { freeLoopbackPorts, startPebble, type Pebble } from './helpers/pebble.js
 import { startUpstream } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter } from './helpers/test-router.js';
 import { hello } from './helpers/tls-client.js';
+import { runCli } from './helpers/router-process.js';
 
 const echo = await startUpstream('echo');
 t.teardown(() => echo.close());
@@ -100,14 +101,29 @@ t.test('HTTP-01: every non-wildcard host gets a certificate that verifies agains
   t.equal(res.statusCode, 200, 'and it serves HTTPS traffic with it');
   await res.body.text();
 
-  // A host added at run time gets its certificate within seconds, with no restart.
-  await r.rewrite(config(s, { domains: ['web.example.test', 'new.example.test'] }));
+  // The CLI shows it, and renews it on request (through POST /v1/certificates/{host}/renew).
+  const certs = await runCli(['certs', '--admin', r.admin]);
+  t.equal(certs.code, 0);
+  t.match(certs.stdout, /^HOST\s+SOURCE\s+ISSUER\s+EXPIRES \(UTC\)\s+NEXT RENEWAL\s+STATUS\n/);
+  t.match(certs.stdout, /\*\.wild\.example\.test\s+none\s+-/);
+  t.match(certs.stdout, /web\.example\.test\s+acme\s+Pebble Intermediate CA \w+\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-.*ok\n/);
+  const renewed = await runCli(['certs', 'renew', 'web.example.test', '--admin', r.admin]);
+  t.equal(renewed.code, 0, renewed.stderr);
+  const afterRenew = await verifiedHello(s, httpsPort!, 'web.example.test');
+  t.not(afterRenew.cert.serialNumber, h.cert.serialNumber, 'a new certificate is served at once');
+  const unknownHost = await runCli(['certs', 'renew', 'nope.example.test', '--admin', r.admin]);
+  t.equal(unknownHost.code, 2);
+  t.match(unknownHost.stderr, /no ACME-managed certificate for "nope\.example\.test" \[FW_CERT_NOT_FOUND\]/);
+
+  // A host added at run time gets its certificate within seconds, with no restart; a removed one is dropped.
+  await r.rewrite(config(s, { domains: ['new.example.test'] }));
   const added = await until('new.example.test to be served', async () => {
     const x = await hello(httpsPort!, { servername: 'new.example.test' });
     return /Pebble Intermediate/.test(String(x.cert.issuer.CN)) && x;
   });
   t.match(added.cert.subjectaltname, /DNS:new\.example\.test/);
   await verifiedHello(s, httpsPort!, 'new.example.test');
+  t.notOk((await rows(r)).some((x) => x.host === 'web.example.test'), 'a removed host is no longer managed');
 });
 
 t.test('TLS-ALPN-01: the challenge is answered on the HTTPS listener', async (t) => {

@@ -12,10 +12,17 @@
 //   node probe.mjs tls-handshakes METRICS_URL
 //     Prints Fairway's fairway_tls_handshakes_total as "FULL RESUMED" (two integers).
 //
+//   node probe.mjs tls-sessions HOST PORT SERVERNAME [CONNECTIONS=6]
+//     Connects CONNECTIONS times in a row, each time offering one unused session ticket
+//     (the newest one left), as browsers do (TLS 1.3 tickets are single-use), and prints
+//     each connection as F (full handshake) or R (resumed) with the number of tickets the
+//     server sent on it, e.g. "F2 R1 R1 R1 R1 R1".
+//
 // An https:// URL is fetched with SNI = HOST and without certificate checks (the bench's
 // certificate is self-signed).
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 
 const EXPECTED_BODY_BYTES = 100;
 
@@ -77,6 +84,34 @@ async function tlsHandshakes(metricsUrl) {
   return `${count('false')} ${count('true')}`;
 }
 
+async function tlsSessions(host, port, servername, count = 6) {
+  const unused = [];
+  const seen = [];
+  for (let i = 0; i < Number(count); i++) {
+    seen.push(
+      await new Promise((resolve, reject) => {
+        const session = unused.pop();
+        const socket = tls.connect({ host, port: Number(port), servername, session, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+        let tickets = 0;
+        let reused = false;
+        socket.setTimeout(5000, () => socket.destroy(new Error('timed out')));
+        socket.on('session', (s) => {
+          tickets++;
+          unused.push(s);
+        });
+        socket.on('secureConnect', () => {
+          reused = socket.isSessionReused();
+          socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
+        });
+        socket.on('data', () => {});
+        socket.on('error', reject);
+        socket.on('close', () => resolve(`${reused ? 'R' : 'F'}${tickets}`));
+      }),
+    );
+  }
+  return seen.join(' ');
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === 'wait' && args.length === 3) {
   process.exit(await wait(...args));
@@ -84,7 +119,12 @@ if (cmd === 'wait' && args.length === 3) {
   process.stdout.write(`${await split(args[0])}\n`);
 } else if (cmd === 'tls-handshakes' && args.length === 1) {
   process.stdout.write(`${await tlsHandshakes(args[0])}\n`);
+} else if (cmd === 'tls-sessions' && (args.length === 3 || args.length === 4)) {
+  process.stdout.write(`${await tlsSessions(...args)}\n`);
 } else {
-  process.stderr.write('usage: probe.mjs wait URL HOST SECONDS | probe.mjs split METRICS_URL | probe.mjs tls-handshakes METRICS_URL\n');
+  process.stderr.write(
+    'usage: probe.mjs wait URL HOST SECONDS | probe.mjs split METRICS_URL | probe.mjs tls-handshakes METRICS_URL\n' +
+      '       probe.mjs tls-sessions HOST PORT SERVERNAME [CONNECTIONS]\n',
+  );
   process.exit(2);
 }

@@ -7,7 +7,7 @@
 import { request } from 'undici';
 import { FairwayError, errorCatalogue, type ErrorCode } from '../errors.js';
 
-export async function adminRequest(adminUrl: string, method: 'GET' | 'PUT', path: string, body?: unknown): Promise<unknown> {
+export async function adminRequest(adminUrl: string, method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<unknown> {
   const url = new URL(path, adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
   let res;
   try {
@@ -15,8 +15,9 @@ export async function adminRequest(adminUrl: string, method: 'GET' | 'PUT', path
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
+      // A renewal waits for the CA.
+      headersTimeout: 120_000,
+      bodyTimeout: 120_000,
     });
   } catch (err) {
     throw new FairwayError('FW_ADMIN_UNREACHABLE', `cannot reach the admin API at ${adminUrl}: ${(err as Error).message} (is fairway running? set --admin or FAIRWAY_ADMIN)`);
