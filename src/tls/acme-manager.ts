@@ -22,7 +22,6 @@
  */
 import { createHash } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
-import * as x509 from '@peculiar/x509';
 import acme from 'acme-client';
 import { FairwayError } from '../errors.js';
 import type { AcmeSettings, KeyType } from '../model.js';
@@ -30,6 +29,7 @@ import type { Logger } from '../observability/logger.js';
 import type { AcmeChallenges, SharedChallenges } from './acme-challenges.js';
 import { agentFor, withAcmeContext, type AcmeCallContext } from './acme-http.js';
 import { parseBundle, type CertificateBundle } from './certificate-bundle.js';
+import { renewalInfoId } from './renewal-info.js';
 import type { Storage } from './storage.js';
 
 /** acme-client 5.4 types list http-01 and dns-01 only; TLS-ALPN-01 works the same way. */
@@ -419,10 +419,8 @@ export class AcmeManager {
       this.#renewalInfoUrl = directory.renewalInfo ?? null;
     }
     if (!this.#renewalInfoUrl) return undefined;
-    const cert = new x509.X509Certificate(bundle.certPem.split(/(?<=-----END CERTIFICATE-----)/)[0]!);
-    const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
-    if (!aki?.keyId) return undefined;
-    const id = `${Buffer.from(aki.keyId, 'hex').toString('base64url')}.${Buffer.from(serialBytes(cert.serialNumber)).toString('base64url')}`;
+    const id = renewalInfoId(bundle.certPem);
+    if (!id) return undefined;
     const info = (await this.#getJson(`${this.#renewalInfoUrl.replace(/\/$/, '')}/${id}`)) as { suggestedWindow?: { start: string; end: string } };
     return info.suggestedWindow;
   }
@@ -450,11 +448,3 @@ export class AcmeManager {
     });
   }
 }
-
-/** The DER content bytes of a certificate serial given as hex (keeping a leading 00 for positives). */
-function serialBytes(hex: string): Uint8Array {
-  let h = hex.length % 2 ? `0${hex}` : hex;
-  if (/^[89a-f]/i.test(h)) h = `00${h}`;
-  return Uint8Array.from(Buffer.from(h, 'hex'));
-}
-
