@@ -87,7 +87,6 @@ make_certificate() {
     -keyout "$CERT_DIR/key.pem" -out "$CERT_DIR/cert.pem" -subj "/CN=$HOST_HEADER" \
     -addext "subjectAltName=DNS:$HOST_HEADER" >"$LOGS/openssl-req.log" 2>&1 ||
     die "openssl could not make the certificate: $(tail -n 3 "$LOGS/openssl-req.log" | tr '\n' ' ')"
-  chmod 644 "$CERT_DIR/key.pem"   # nginx reads it as root (master); the temp dir is the boundary
   log "certificate: ECDSA P-256, CN/SAN $HOST_HEADER ($(openssl x509 -in "$CERT_DIR/cert.pem" -noout -fingerprint -sha256 | cut -c1-40)...)"
 }
 

@@ -15,7 +15,7 @@ export function formatCertificates(rows: readonly CertificateRow[]): string {
       r.issuer?.replace(/^.*CN=/, '') ?? '-',
       day(r.notAfter),
       day(r.nextRenewal),
-      r.lastError ? `${r.expiring ? 'EXPIRING, ' : ''}${r.lastError.code}: ${r.lastError.message}` : 'ok',
+      r.lastError ? `${r.expiring ? 'EXPIRING, ' : ''}${r.lastError.code}: ${r.lastError.message}` : r.source === 'none' ? 'no certificate (the default is served)' : 'ok',
     ]),
   );
 }
