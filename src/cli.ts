@@ -59,8 +59,11 @@ export function buildProgram(): Command {
     .description('run the router from a config file (watched: valid changes apply live)')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
     .option('--log-level <level>', "log level, overriding the file's log.level")
-    .action(async (opts: { config: string; logLevel?: string }) => {
-      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false }).catch(fail);
+    .option('--kubernetes', 'also route the routable Services of the Kubernetes cluster (in-cluster credentials unless --kubeconfig)')
+    .option('--kubeconfig <file>', 'kubeconfig for --kubernetes (implies --kubernetes)')
+    .action(async (opts: { config: string; logLevel?: string; kubernetes?: boolean; kubeconfig?: string }) => {
+      const kubernetes = opts.kubernetes || opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : undefined;
+      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false, kubernetes }).catch(fail);
     });
 
   program

@@ -35,6 +35,16 @@ export interface RouterOptions {
   readonly processMetrics?: boolean;
   /** acme-client polling while an order is pending, ms (default 1–10 s; tests use less). */
   readonly acmePollMs?: { min: number; max: number };
+  /** Also route from the Kubernetes API (`fairway serve --kubernetes`). */
+  readonly kubernetes?: KubernetesOptions;
+}
+
+export interface KubernetesOptions {
+  /** A kubeconfig file; without it, the in-cluster service account is used. */
+  readonly kubeconfig?: string;
+  /** Provider tuning (tests make the watchdog and backoff short). */
+  readonly backoff?: { min: number; max: number };
+  readonly watchdogMs?: number;
 }
 
 export interface Router {
@@ -89,11 +99,23 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
 
   const provider = new FileProvider(options.configFile, { initial: config, logger });
   await provider.start(controlPlane.sinkFor(provider.name));
+  controlPlane.flush();
+  let kubernetes: { synced: boolean; stop(): Promise<void> } | undefined;
+  if (options.kubernetes) {
+    // Loaded only in Kubernetes mode: the client library is large.
+    const { startKubernetesProvider } = await import('./providers/kubernetes/start-kubernetes-provider.js');
+    kubernetes = await startKubernetesProvider({
+      ...options.kubernetes,
+      controlPlane,
+      logger: logger.child({ component: 'kubernetes' }),
+      platformDomain: () => controlPlane.snapshot?.settings.platformDomain ?? config.settings.platformDomain,
+    });
+  }
   const first = controlPlane.flush()!;
   await certificates.start(first);
   certificatesStarted = true;
 
-  const admin = new AdminServer({ controlPlane, certificates, metrics, logger, ready: () => dataPlane.table !== undefined });
+  const admin = new AdminServer({ controlPlane, certificates, metrics, logger, ready: () => dataPlane.table !== undefined && (kubernetes?.synced ?? true) });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
   const httpsAt = listen.https ? parseHostPort(listen.https, true)! : undefined;
@@ -105,7 +127,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     if (httpsAt) httpsAddress = await dataPlane.listenHttps(httpsAt.host, httpsAt.port, config.settings.limits.maxHeaderSize);
     adminAddress = await admin.listen(adminAt.host, adminAt.port);
   } catch (err) {
-    await provider.stop();
+    await Promise.all([provider.stop(), kubernetes?.stop()]);
     await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop()]);
     throw err;
   }
@@ -124,7 +146,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     logger,
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
-        await provider.stop();
+        await Promise.all([provider.stop(), kubernetes?.stop()]);
         await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop()]);
         logger.info('fairway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));

@@ -7,13 +7,14 @@
 import { loadConfigFile } from '../config/load-config.js';
 import { startDemoBackends, type DemoBackends } from '../demo/demo-backends.js';
 import { FairwayError } from '../errors.js';
-import { addressText, startRouter } from '../router.js';
+import { addressText, startRouter, type KubernetesOptions } from '../router.js';
 
 export interface RunServerOptions {
   readonly configFile: string;
   readonly logLevel: string | undefined;
   /** Start demo backends for the config's loopback endpoints first. */
   readonly demo: boolean;
+  readonly kubernetes?: KubernetesOptions;
 }
 
 export async function runServer(options: RunServerOptions): Promise<void> {
@@ -28,7 +29,7 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   }
   let router;
   try {
-    router = await startRouter({ configFile: options.configFile, logLevel: options.logLevel });
+    router = await startRouter({ configFile: options.configFile, logLevel: options.logLevel, kubernetes: options.kubernetes });
   } catch (err) {
     await backends?.close();
     if (err instanceof FairwayError) throw err;

@@ -47,6 +47,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   #identity = '';
   #generation = 0;
   #scheduled = false;
+  readonly #weightWriters = new Map<string, (app: AppSpec, weights: Record<string, number>) => Promise<void>>();
 
   constructor(options: ControlPlaneOptions) {
     super();
@@ -123,11 +124,45 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     if (!Object.values(full).some((w) => w > 0)) {
       throw new FairwayError('FW_ADMIN_BAD_REQUEST', `at least one version of "${appName}" must keep a weight > 0`);
     }
-    await this.#overrides.set(providerApp, full);
+    const writer = this.#weightWriters.get(providerApp.source);
+    if (writer) {
+      // The provider's source holds the weights (Kubernetes annotations): write them
+      // there and wait for them to come back through the watch, as every replica will.
+      const applied = this.#waitFor((s) => sameWeights(s.apps.find((a) => a.name === appName), full), 10_000);
+      await writer(providerApp, full);
+      await applied;
+    } else {
+      await this.#overrides.set(providerApp, full);
+      this.flush();
+    }
     this.#metrics.weightChanges.inc({ app: appName });
     this.#logger.info({ app: appName, weights: full }, 'weights set through the admin API');
-    this.flush();
     return this.#snapshot!.apps.find((a) => a.name === appName) ?? providerApp;
+  }
+
+  /**
+   * Makes `setWeights()` for apps of `source` write through `writer` instead of the
+   * local state file (a provider whose source is shared by every replica).
+   */
+  setWeightWriter(source: string, writer: (app: AppSpec, weights: Record<string, number>) => Promise<void>): void {
+    this.#weightWriters.set(source, writer);
+  }
+
+  /** Resolves when a snapshot satisfying `test` is live (or after `timeoutMs`, whichever first). */
+  #waitFor(test: (s: Snapshot) => boolean, timeoutMs: number): Promise<void> {
+    if (this.#snapshot && test(this.#snapshot)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.off('snapshot', onSnapshot);
+        resolve();
+      };
+      const onSnapshot = (s: Snapshot) => {
+        if (test(s)) finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.on('snapshot', onSnapshot);
+    });
   }
 
   #schedule(): void {
@@ -197,4 +232,8 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
 
 function byAppName(a: AppSpec, b: AppSpec): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function sameWeights(app: AppSpec | undefined, weights: Record<string, number>): boolean {
+  return app !== undefined && app.versions.every((v) => weights[v.name] === undefined || weights[v.name] === v.weight);
 }

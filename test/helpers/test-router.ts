@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
-import { startRouter, type Router } from '../../src/router.js';
+import { startRouter, type KubernetesOptions, type Router } from '../../src/router.js';
 import type { Snapshot } from '../../src/model.js';
 
 export interface TestRouter {
@@ -42,7 +42,7 @@ export interface Answer {
 }
 
 /** `yaml` may use `{{http}}`/`{{admin}}`; listeners default to ephemeral loopback ports. */
-export async function startTestRouter(yaml: string, options: { dir?: string; acmePollMs?: { min: number; max: number } } = {}): Promise<TestRouter> {
+export async function startTestRouter(yaml: string, options: { dir?: string; acmePollMs?: { min: number; max: number }; kubernetes?: KubernetesOptions } = {}): Promise<TestRouter> {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'fairway-test-'));
   const configFile = path.join(dir, 'fairway.yaml');
   if (!/^listen:/m.test(yaml)) yaml = `listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${yaml}`;
@@ -54,7 +54,7 @@ export async function startTestRouter(yaml: string, options: { dir?: string; acm
       done();
     },
   });
-  const router = await startRouter({ configFile, logDestination: destination, processMetrics: false, acmePollMs: options.acmePollMs });
+  const router = await startRouter({ configFile, logDestination: destination, processMetrics: false, acmePollMs: options.acmePollMs, kubernetes: options.kubernetes });
   const agent = new Agent({ keepAliveTimeout: 1000 });
   const http = `http://127.0.0.1:${router.httpAddress.port}`;
   const admin = `http://127.0.0.1:${router.adminAddress.port}`;

@@ -1,0 +1,292 @@
+/**
+ * @module
+ * The Kubernetes provider: watches routable Services and EndpointSlices through
+ * `@kubernetes/client-node` informers and sends the model the Deis translator makes of
+ * them. It never touches the data plane.
+ *
+ * Level-triggered: any watch event only means "something changed"; after a short quiet
+ * time (`coalesceMs`) the whole state is recomputed from the informers' caches, so a
+ * burst of a thousand events makes a handful of snapshots.
+ *
+ * Static stability: the client's informer stops for good on most errors and never times
+ * out a silent watch (field notes). Each {@link ResilientWatch} therefore restarts its
+ * informer with backoff and jitter after an error, and after `watchdogMs` without any
+ * event; a restart builds a *new* informer (which relists), and the old cache keeps
+ * answering until the new one has listed successfully. While the API server is away the
+ * provider sends nothing new: the last good state keeps serving.
+ *
+ * Lifecycle: `start()` resolves after the first full sync of every watch (readiness);
+ * `stop()` ends every watch and timer.
+ */
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  setHeaderOptions,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1EndpointSlice,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { FairwayError } from '../../errors.js';
+import type { AppSpec } from '../../model.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Provider, ProviderSink } from '../provider.js';
+import { A, ROUTABLE_LABEL, translate, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
+
+export interface KubernetesProviderOptions {
+  readonly kubeConfig: KubeConfig;
+  /** The router's platform domain (owned by the file config; may change on reload). */
+  readonly platformDomain: () => string | undefined;
+  readonly logger: Logger;
+  /** Quiet time before recomputing after an event, ms (default 50). */
+  readonly coalesceMs?: number;
+  /** Restart backoff after a watch error, ms (default 250 ms doubling to 30 s, ±20% jitter). */
+  readonly backoff?: { min: number; max: number };
+  /** Restart a watch that saw no event for this long, ms (default 5 min). */
+  readonly watchdogMs?: number;
+}
+
+export class KubernetesProvider implements Provider {
+  readonly name = 'kubernetes';
+  readonly #o: KubernetesProviderOptions;
+  readonly #core: CoreV1Api;
+  readonly #services: ResilientWatch<V1Service>;
+  readonly #slices: ResilientWatch<V1EndpointSlice>;
+  #sink: ProviderSink | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #reported = new Set<string>();
+  /** app → version → the Service that defines it (to patch weights). */
+  #owners = new Map<string, Map<string, { namespace: string; name: string }>>();
+
+  constructor(options: KubernetesProviderOptions) {
+    this.#o = options;
+    const kc = options.kubeConfig;
+    this.#core = kc.makeApiClient(CoreV1Api);
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const common = { kubeConfig: kc, logger: options.logger, backoff: options.backoff, watchdogMs: options.watchdogMs, onChange: () => this.#changed() };
+    this.#services = new ResilientWatch<V1Service>({
+      ...common,
+      what: 'services',
+      path: '/api/v1/services',
+      labelSelector: `${ROUTABLE_LABEL}=true`,
+      list: () => this.#core.listServiceForAllNamespaces({ labelSelector: `${ROUTABLE_LABEL}=true` }),
+    });
+    this.#slices = new ResilientWatch<V1EndpointSlice>({
+      ...common,
+      what: 'endpointslices',
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      labelSelector: 'kubernetes.io/service-name',
+      list: () => discovery.listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name' }),
+    });
+  }
+
+  async start(sink: ProviderSink): Promise<void> {
+    this.#sink = sink;
+    await Promise.all([this.#services.start(), this.#slices.start()]);
+    this.#publish();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#sink = undefined;
+    await Promise.all([this.#services.stop(), this.#slices.stop()]);
+  }
+
+  /** True once every watch has listed at least once. */
+  get synced(): boolean {
+    return this.#services.synced && this.#slices.synced;
+  }
+
+  /**
+   * Writes weights to the `router.deis.io/weight` annotations of the app's Services, so
+   * every replica converges on them through its own watch. Versions not named keep theirs.
+   */
+  async setWeights(app: AppSpec, weights: Readonly<Record<string, number>>): Promise<void> {
+    const owners = this.#owners.get(app.name);
+    if (!owners) throw new FairwayError('FW_APP_NOT_FOUND', `no Kubernetes app named "${app.name}"`);
+    for (const [version, weight] of Object.entries(weights)) {
+      const svc = owners.get(version);
+      if (!svc) continue;
+      await this.#core.patchNamespacedService(
+        { name: svc.name, namespace: svc.namespace, body: { metadata: { annotations: { [A.weight]: String(weight) } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+  }
+
+  #changed(): void {
+    if (this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#publish();
+    }, this.#o.coalesceMs ?? 50);
+  }
+
+  #publish(): void {
+    const sink = this.#sink;
+    if (!sink || !this.synced) return;
+    const services = this.#services.list() as unknown as KService[];
+    const { apps, problems } = translate({ services, slices: this.#slices.list() as unknown as KEndpointSlice[], platformDomain: this.#o.platformDomain() });
+    this.#owners = ownersOf(services, apps);
+    this.#report(problems);
+    sink.update({ apps });
+  }
+
+  /** Logs each problem once while it lasts. */
+  #report(problems: readonly ServiceProblem[]): void {
+    const now = new Set<string>();
+    for (const p of problems) {
+      const key = `${p.namespace}/${p.service} ${p.field}: ${p.message}`;
+      now.add(key);
+      if (!this.#reported.has(key)) this.#o.logger.warn({ namespace: p.namespace, service: p.service, annotation: p.field }, p.message);
+    }
+    this.#reported = now;
+  }
+}
+
+/** Which Service defines each version of each app (the translator's own naming rules, re-applied). */
+function ownersOf(services: readonly KService[], apps: readonly AppSpec[]): Map<string, Map<string, { namespace: string; name: string }>> {
+  const out = new Map<string, Map<string, { namespace: string; name: string }>>();
+  for (const app of apps) {
+    const versions = new Map<string, { namespace: string; name: string }>();
+    for (const svc of services) {
+      const meta = svc.metadata ?? {};
+      const ann = meta.annotations ?? {};
+      const appName = ann[A.app] ?? meta.labels?.[A.app] ?? meta.labels?.app ?? meta.name;
+      const version = ann[A.version] ?? meta.labels?.[A.version] ?? meta.name;
+      const ns = meta.namespace ?? 'default';
+      if ((app.name === appName || app.name === `${ns}.${appName}`) && version && app.versions.some((v) => v.name === version)) {
+        versions.set(version, { namespace: ns, name: meta.name! });
+      }
+    }
+    out.set(app.name, versions);
+  }
+  return out;
+}
+
+interface ResilientWatchOptions<T extends KubernetesObject> {
+  readonly what: string;
+  readonly kubeConfig: KubeConfig;
+  readonly path: string;
+  readonly labelSelector: string;
+  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly logger: Logger;
+  readonly onChange: () => void;
+  readonly backoff?: { min: number; max: number } | undefined;
+  readonly watchdogMs?: number | undefined;
+}
+
+/**
+ * An informer that comes back: restarted (as a new informer, so it relists) after an
+ * error or a silent period, with backoff; its previous cache serves reads until the new
+ * one has listed.
+ */
+export class ResilientWatch<T extends KubernetesObject> {
+  readonly #o: ResilientWatchOptions<T>;
+  #informer: ListWatch<T> | undefined;
+  #serving: ListWatch<T> | undefined;
+  #failures = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #firstSync: Promise<void>;
+  #resolveFirstSync!: () => void;
+  synced = false;
+
+  constructor(options: ResilientWatchOptions<T>) {
+    this.#o = options;
+    this.#firstSync = new Promise((resolve) => (this.#resolveFirstSync = resolve));
+  }
+
+  /** Starts watching; resolves after the first successful list (retrying until then). */
+  async start(): Promise<void> {
+    this.#launch();
+    await this.#firstSync;
+  }
+
+  list(): readonly T[] {
+    return this.#serving?.list() ?? [];
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#restartTimer);
+    clearTimeout(this.#watchdog);
+    this.#resolveFirstSync();
+    const informers = new Set([this.#informer, this.#serving]);
+    await Promise.all([...informers].map((i) => i?.stop().catch(() => {})));
+  }
+
+  #launch(): void {
+    if (this.#stopped) return;
+    let listed = false;
+    const listFn = async () => {
+      const result = await this.#o.list();
+      listed = true;
+      return result;
+    };
+    const informer = new ListWatch<T>(this.#o.path, new Watch(this.#o.kubeConfig), listFn, false, this.#o.labelSelector);
+    this.#informer = informer;
+    const event = () => {
+      if (informer !== this.#informer) return;
+      this.#feedWatchdog();
+      if (listed && this.#serving !== informer) this.#promote(informer);
+      this.#o.onChange();
+    };
+    informer.on('add', event);
+    informer.on('update', event);
+    informer.on('delete', event);
+    informer.on('connect', () => {
+      if (informer !== this.#informer) return;
+      this.#feedWatchdog();
+      // The list succeeded and the watch is open: this informer's cache is now the truth.
+      if (listed && this.#serving !== informer) {
+        this.#promote(informer);
+        this.#o.onChange();
+      }
+    });
+    informer.on('error', (err: unknown) => {
+      if (informer !== this.#informer || this.#stopped) return;
+      this.#scheduleRestart(`watch failed: ${(err as Error)?.message ?? String(err)}`);
+    });
+    informer.start().catch((err: Error) => this.#scheduleRestart(`start failed: ${err.message}`));
+    this.#feedWatchdog();
+  }
+
+  #promote(informer: ListWatch<T>): void {
+    const previous = this.#serving;
+    this.#serving = informer;
+    this.#failures = 0;
+    if (previous && previous !== informer) void previous.stop().catch(() => {});
+    if (!this.synced) {
+      this.synced = true;
+      this.#resolveFirstSync();
+    }
+  }
+
+  #scheduleRestart(reason: string): void {
+    if (this.#stopped || this.#restartTimer) return;
+    this.#failures++;
+    const { min, max } = this.#o.backoff ?? { min: 250, max: 30_000 };
+    const delay = Math.min(max, min * 2 ** (this.#failures - 1)) * (0.8 + Math.random() * 0.4);
+    this.#o.logger.warn({ watch: this.#o.what, failures: this.#failures, retryInMs: Math.round(delay) }, `${reason}; keeping the last good state and retrying`);
+    const failed = this.#informer;
+    this.#informer = undefined;
+    if (failed && failed !== this.#serving) void failed.stop().catch(() => {});
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.#launch();
+    }, delay);
+  }
+
+  #feedWatchdog(): void {
+    clearTimeout(this.#watchdog);
+    const ms = this.#o.watchdogMs ?? 300_000;
+    this.#watchdog = setTimeout(() => this.#scheduleRestart(`no watch event for ${ms} ms`), ms);
+    this.#watchdog.unref();
+  }
+}
