@@ -129,6 +129,20 @@ export interface ProviderState {
   readonly apps: readonly AppSpec[];
   /** Only the settings-owning provider (file) sets this. */
   readonly settings?: RouterSettings;
+  /**
+   * Problems in the source that did not stop it from being translated (an invalid
+   * annotation fell back to its default, a host lost to an older claim), for the admin API.
+   */
+  readonly problems?: readonly SourceProblem[];
+}
+
+/** One problem in a provider's source, e.g. an invalid annotation on a Service. */
+export interface SourceProblem {
+  /** Where: `namespace/service` for Kubernetes. */
+  readonly object: string;
+  /** The annotation or key at fault. */
+  readonly field: string;
+  readonly message: string;
 }
 
 /** A configuration problem confined to one app: the app is disabled, the rest serve. */

@@ -96,8 +96,24 @@ t.test('routable Services and their ready EndpointSlice endpoints become routes 
   await snapshotWhere(r, (s) => app(s, 'web')?.versions[0]?.endpoints.length === 0, 'the terminating endpoint to leave');
   t.equal((await r.get('web.example.com')).status, 503, 'no ready endpoint: 503');
 
+  // A host claimed by a newer Service stays with the older one; the loser is reported.
+  // (Creation timestamps have one-second resolution: on a tie the namespace decides, and
+  // "zz-shop" sorts after "web" either way; the translator's unit test covers pure age.)
+  api.apply(service('shop', 'zz-shop', { 'router.deis.io/domains': 'www.example.org,shop', 'router.deis.io/weight': 'heavy' }));
+  api.apply(slice('shop', 'zz-shop', [{ up: other }]));
+  await snapshotWhere(r, (s) => app(s, 'shop')?.versions[0]?.endpoints.length === 1, 'the shop app');
+  t.equal((await r.get('www.example.org')).status, 503, 'www.example.org stays with web (older), which has no endpoint now');
+  t.equal(upstreamOf(await r.get('shop.example.com')), 'other');
+  const config = (await r.adminGet('/v1/config')).json();
+  t.match(config.providers.find((p: { provider: string }) => p.provider === 'kubernetes').problems, [
+    { object: 'zz-shop/shop', field: 'router.deis.io/weight', message: '"heavy" must be a number >= 0; using 100' },
+    { object: 'zz-shop/shop', field: 'router.deis.io/domains', message: /host "www\.example\.org" is already served by app "web"/ },
+  ]);
+  t.match((await r.adminGet('/metrics')).body, /fairway_config_problems\{provider="kubernetes"\} 2/);
+
   api.remove('Service', 'web', 'web');
   await snapshotWhere(r, (s) => !app(s, 'web'), 'the deleted Service to leave');
+  await snapshotWhere(r, (s) => app(s, 'shop')?.domains.includes('www.example.org') ?? false, 'the freed host to move to shop');
   t.equal((await r.get('web.example.com')).status, 404);
 });
 

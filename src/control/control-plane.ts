@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FairwayError } from '../errors.js';
-import type { AppError, AppSpec, ProviderState, RouterSettings, Snapshot } from '../model.js';
+import type { AppError, AppSpec, ProviderState, RouterSettings, Snapshot, SourceProblem } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProviderSink } from '../providers/provider.js';
@@ -24,6 +24,8 @@ export interface ProviderStatus {
   readonly at: string;
   /** Set when the last load failed: the provider's previous good state is still serving. */
   readonly error?: { code: string; message: string; details?: unknown };
+  /** Problems in the last good state (defaults used, hosts lost to older claims). */
+  readonly problems?: readonly SourceProblem[];
 }
 
 interface ControlPlaneEvents {
@@ -70,8 +72,9 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     return {
       update: (state) => {
         this.#states.set(name, state);
-        this.#status.set(name, { provider: name, ok: true, at: new Date().toISOString() });
+        this.#status.set(name, { provider: name, ok: true, at: new Date().toISOString(), problems: state.problems ?? [] });
         this.#metrics.recordLoad(name, true);
+        this.#metrics.sourceProblems.set({ provider: name }, state.problems?.length ?? 0);
         this.#schedule();
       },
       error: (err) => {

@@ -16,6 +16,7 @@ export class Metrics {
   readonly snapshotGeneration: Gauge;
   readonly apps: Gauge<'state'>;
   readonly weightChanges: Counter<'app'>;
+  readonly sourceProblems: Gauge<'provider'>;
   readonly tlsNotAfter: Gauge<'host' | 'source'>;
   readonly tlsExpiring: Gauge;
   readonly acmeOrders: Counter<'result'>;
@@ -55,6 +56,12 @@ export class Metrics {
       name: 'fairway_weight_changes_total',
       help: 'Weight changes made through the admin API or CLI, by app.',
       labelNames: ['app'],
+      registers,
+    });
+    this.sourceProblems = new Gauge({
+      name: 'fairway_config_problems',
+      help: 'Problems in the last good state of each provider (invalid annotations that fell back to defaults, hosts lost to older claims); see GET /v1/config.',
+      labelNames: ['provider'],
       registers,
     });
     this.tlsNotAfter = new Gauge({

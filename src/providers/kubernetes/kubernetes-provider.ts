@@ -133,7 +133,7 @@ export class KubernetesProvider implements Provider {
     const { apps, problems } = translate({ services, slices: this.#slices.list() as unknown as KEndpointSlice[], platformDomain: this.#o.platformDomain() });
     this.#owners = ownersOf(services, apps);
     this.#report(problems);
-    sink.update({ apps });
+    sink.update({ apps, problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })) });
   }
 
   /** Logs each problem once while it lasts. */
