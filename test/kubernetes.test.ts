@@ -178,3 +178,17 @@ t.test('API server faults: dropped and reset watches, 410 Gone, outage, fresh re
   await serves('v1-b');
   t.ok(r.logs.some((l) => /keeping the last good state and retrying/.test(String(l.msg))), 'restarts are logged');
 });
+
+t.test('a burst of 1000 Service events makes a handful of snapshots', async (t) => {
+  const api = await cluster(t);
+  const r = await router(t, api);
+  let snapshots = 0;
+  r.router.controlPlane.on('snapshot', () => snapshots++);
+  for (let i = 0; i < 500; i++) {
+    api.apply(service(`app-${i}`, 'burst', { 'router.deis.io/domains': `app-${i}` }));
+    api.apply(slice(`app-${i}`, 'burst', [{ up: v1a }]));
+  }
+  await snapshotWhere(r, (s) => s.apps.length === 500 && s.apps.every((a) => a.versions[0]!.endpoints.length === 1), 'all 500 apps');
+  t.ok(snapshots <= 10, `${snapshots} snapshots for 1000 events`);
+  t.equal(upstreamOf(await r.get('app-499.example.com')), 'v1-a');
+});
