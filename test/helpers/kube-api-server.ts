@@ -30,7 +30,9 @@
  *   Any other resourceVersion returns the current state.
  * - GET, POST (create: sets uid, creationTimestamp, resourceVersion, generation 1;
  *   honours generateName; 409 AlreadyExists; 404 when the namespace does not exist;
- *   422 Invalid for a missing or malformed name or a non-string label/annotation value),
+ *   422 Invalid for a missing or malformed name or a bad label/annotation value; 400 for
+ *   a MicroTime — Lease `spec.acquireTime`/`renewTime`, Event `eventTime` — without
+ *   exactly six fractional digits, as kube-apiserver's decoder rejects `Date#toISOString()`),
  *   PUT (404 when missing; 409 Conflict when `metadata.resourceVersion` is stale; no
  *   resourceVersion = unconditional), PATCH (`application/merge-patch+json` RFC 7386,
  *   `application/strategic-merge-patch+json` = merge for maps, lists merged by key where
@@ -64,13 +66,18 @@
  *   initial events end with a BOOKMARK annotated `k8s.io/initial-events-end: "true"`;
  *   `timeoutSeconds` ends the response cleanly.
  * - History: the last `historySize` events across all resources (default 10,000). The
- *   server starts with an empty history, so a watch from a resourceVersion older than the
- *   one it started at gets 410, as a freshly started watch cache would answer.
- * - Discovery for kubectl: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}/{v}`
- *   (legacy, non-aggregated discovery), `/healthz`, `/livez`, `/readyz`. `/openapi/v2`
- *   and `/openapi/v3` are 404 (kubectl then validates nothing client-side and computes
- *   apply patches from its built-in types). LIST asked for `as=Table` (kubectl get)
- *   answers a `meta.k8s.io/v1` Table.
+ *   history starts empty after the default namespaces, so a watch from an older
+ *   resourceVersion gets 410, as a freshly started watch cache would answer.
+ * - For kubectl (checked with kubectl 1.32 and Debian's 1.20): `/version`, `/api`,
+ *   `/apis`, `/api/v1`, `/apis/{group}[/v1]` (legacy, non-aggregated discovery),
+ *   `/healthz`, `/livez`, `/readyz`. `/openapi/v3` answers a minimal document per group
+ *   version — each resource's PATCH operation with its `fieldValidation` parameter, no
+ *   schemas — which is what kubectl's default `--validate=strict` needs (without it kubectl
+ *   refuses to apply); kubectl then sends `fieldValidation=Strict`, which this server
+ *   accepts without checking fields. `/openapi/v2` answers an empty protobuf document
+ *   (older kubectl reads only that). Lacking schemas, kubectl computes apply patches from
+ *   its built-in types. LIST and WATCH asked for `as=Table` (`kubectl get [-w]`) answer
+ *   `meta.k8s.io/v1` Tables.
  * - Authentication: none, unless `token` is given: then every request needs
  *   `Authorization: Bearer <token>`, else 401.
  * - Test controls: `apply`/`remove`/`get`/`list` act on the store directly and produce
@@ -87,6 +94,8 @@
  *   `waitForWatch()` resolves when a matching watch has been established (its replay
  *   sent), so tests await instead of sleeping.
  * - `close()` is final and idempotent.
+ * - Importing this module imports `@kubernetes/client-node` (for `kubeConfig()`), which
+ *   costs a tap test file 5–7 s: import it only from tests that need Kubernetes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -605,6 +614,35 @@ interface Snapshot {
   items: KubeObject[];
 }
 
+/** metav1.MicroTime fields: kube-apiserver parses them with RFC3339Micro, exactly six fractional digits. */
+const MICRO_TIME_FIELDS: Record<string, string[][]> = {
+  Lease: [
+    ['spec', 'acquireTime'],
+    ['spec', 'renewTime'],
+  ],
+  Event: [['eventTime'], ['series', 'lastObservedTime']],
+};
+const RFC3339_MICRO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * Rejects a MicroTime that is not RFC3339 with exactly six fractional digits, with the 400
+ * kube-apiserver's decoder gives: a JavaScript `Date` serialises with three
+ * (`toISOString()`), so a Lease renewed with `new Date()` fails on a real cluster; the
+ * client's `V1MicroTime` serialises with six.
+ */
+function checkMicroTimes(r: ResourceType, object: KubeObject) {
+  for (const path of MICRO_TIME_FIELDS[r.kind] ?? []) {
+    let value: unknown = object;
+    for (const part of path) value = isMap(value) ? value[part] : undefined;
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string' || !RFC3339_MICRO.test(value)) {
+      throw badRequest(
+        `${r.kind} in version "${r.version}" cannot be handled as a ${r.kind}: parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": ${path.join('.')} needs exactly six fractional digits`,
+      );
+    }
+  }
+}
+
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -749,6 +787,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   }
 
   function validate(r: ResourceType, object: KubeObject) {
+    checkMicroTimes(r, object);
     const meta = object.metadata!;
     const name = meta.name ?? '';
     const causes: string[] = [];
@@ -1286,7 +1325,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     Object.defineProperty(entry, 'status', { enumerable: true, get: () => (res.headersSent ? res.statusCode : undefined) });
     requests.push(entry);
     handle(req, res, entry).catch((err: unknown) => {
-      if (res.headersSent) {
+      if (res.headersSent || res.destroyed || req.socket.destroyed) {
         res.destroy();
         return;
       }
