@@ -23,6 +23,9 @@ export const TLS_PROFILE = {
   ].join(':'),
   honorCipherOrder: true,
   ecdhCurve: 'X25519:prime256v1:secp384r1',
+  // One session id context for every context: a session stamped by the context SNI
+  // chose must be accepted by the listener's default context on the next connection.
+  sessionIdContext: 'fairway',
 } as const satisfies SecureContextOptions;
 
 export class CertificateStore {
