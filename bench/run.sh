@@ -382,7 +382,9 @@ busy_between() {
 # kernel threads, this script and what it started (and their children). Its growth during
 # a measurement is load from elsewhere (another build or test run) that disturbs it.
 foreign_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v ex=" $$ ${PIDS[*]} " '
+  # A process can exit between the glob and cat's read: cat then fails, and with pipefail
+  # (and set -e in the caller's assignment) that would end the whole bench, silently.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v ex=" $$ ${PIDS[*]} " '
     {
       pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
       ppid = f[2]

@@ -9,6 +9,7 @@
 #               Fairway's cipher/curve profile, upstream keepalive 64 (weights 9:1)
 #   fairway     Fairway, one process, bench/fairway-bench.yaml + listen.https + tls.certificates,
 #               access log on (stdout to /dev/null)
+#   fairway-nolog  (optional) the same Fairway with the access log off
 #   undici-min  (optional) node:https + undici Pool.dispatch, no SNI/ALPN callbacks, no logic
 # and measures three scenarios, each server interleaved within every rep:
 #   keepalive   HTTPS keep-alive requests/s: wrk -t1 -c64 --latency over https
@@ -17,6 +18,8 @@
 #               of resumed handshakes is reported (Fairway: /metrics; nginx: $ssl_session_reused)
 #   full        full handshakes, no resumption: bench/lib/tls-full-client.c (C, OpenSSL, epoll;
 #               built here with cc) or its Node fallback, one GET per new connection
+#   reuse       (optional, no target) the same client offering its first session on every
+#               connection: every handshake resumes, whether or not the server renews tickets
 # The server under test runs on CPU 0; origin and load generator on CPU 1. Prints a table of
 # medians with ratios to nginx (rate and server CPU per request/connection/handshake), the
 # resumption counts, PASS/FAIL lines for the targets ("client-bound" when the load CPU, not
@@ -26,14 +29,18 @@
 # Tunables (environment), besides the plain bench's BENCH_DURATION, BENCH_WARMUP, BENCH_REPS,
 # BENCH_CONNECTIONS, BENCH_THREADS, BENCH_PORT_BASE, BENCH_PROXY_CPU, BENCH_LOAD_CPU,
 # BENCH_NGINX_ACCESS_LOG, BENCH_PROFILE, BENCH_STRICT, BENCH_NO_INSTALL, BENCH_NGINX:
-#   BENCH_TLS_SCENARIOS="keepalive resumed full"   which scenarios, in this order
-#   BENCH_TLS_SERVERS="nginx fairway"              which servers; also undici-min
+#   BENCH_TLS_SCENARIOS="keepalive resumed full"   which scenarios, in this order; also reuse
+#   BENCH_TLS_SERVERS="nginx fairway"              which servers; also fairway-nolog (access log
+#                          off) and undici-min
 #   BENCH_TLS_CLIENT=auto  full-handshake client: c (build bench/lib/tls-full-client.c; needs
 #                          cc and OpenSSL headers, apt-get installs gcc libssl-dev as root),
 #                          node (bench/lib/tls-full-client.mjs), auto (c, else node)
 #   BENCH_TLS_FULL_CONNECTIONS=$BENCH_CONNECTIONS   handshakes in flight in the full scenario
-# Ports: base, base+1 (origin), base+10/+11/+14 (Fairway http/admin/https), base+21 (nginx
-# https), base+41 (undici-min https).
+#   BENCH_TLS_RETRIES=2    measure again when processes the bench did not start used > 5% of a
+#                          CPU meanwhile (after waiting up to BENCH_TLS_QUIET_WAIT=120 s for
+#                          quiet); 0: never (the report then only WARNs, as the plain bench does)
+# Ports: base, base+1 (origin), base+10/+11/+14 (Fairway http/admin/https), base+12/+13/+15
+# (fairway-nolog), base+21 (nginx https), base+41 (undici-min https).
 set -euo pipefail
 
 TLS_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,7 +53,10 @@ TLS_SCENARIOS=${BENCH_TLS_SCENARIOS:-"keepalive resumed full"}
 TLS_SERVERS=${BENCH_TLS_SERVERS:-"nginx fairway"}
 TLS_CLIENT=${BENCH_TLS_CLIENT:-auto}
 FULL_CONNECTIONS=${BENCH_TLS_FULL_CONNECTIONS:-$CONNECTIONS}
+RETRIES=${BENCH_TLS_RETRIES:-2}
+QUIET_WAIT=${BENCH_TLS_QUIET_WAIT:-120}
 FAIRWAY_HTTPS_PORT=$((PORT_BASE + 14))
+FAIRWAY_NOLOG_HTTPS_PORT=$((PORT_BASE + 15))
 NGINX_TLS_PORT=$((PORT_BASE + 21))
 UNDICI_TLS_PORT=$((PORT_BASE + 41))
 
@@ -61,12 +71,13 @@ TLS_MEASURED=()
 tls_check_settings() {
   check_settings
   [[ "$FULL_CONNECTIONS" =~ ^[0-9]+$ ]] && [ "$FULL_CONNECTIONS" -ge 1 ] || die "BENCH_TLS_FULL_CONNECTIONS must be a whole number >= 1"
+  [[ "$RETRIES" =~ ^[0-9]+$ ]] && [[ "$QUIET_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_TLS_RETRIES and BENCH_TLS_QUIET_WAIT must be whole numbers"
   local s
   for s in $TLS_SCENARIOS; do
-    case "$s" in keepalive | resumed | full) ;; *) die "unknown scenario '$s' in BENCH_TLS_SCENARIOS (keepalive resumed full)" ;; esac
+    case "$s" in keepalive | resumed | full | reuse) ;; *) die "unknown scenario '$s' in BENCH_TLS_SCENARIOS (keepalive resumed full reuse)" ;; esac
   done
   for s in $TLS_SERVERS; do
-    case "$s" in nginx | fairway | undici-min) ;; *) die "unknown server '$s' in BENCH_TLS_SERVERS (nginx fairway undici-min)" ;; esac
+    case "$s" in nginx | fairway | fairway-nolog | undici-min) ;; *) die "unknown server '$s' in BENCH_TLS_SERVERS (nginx fairway fairway-nolog undici-min)" ;; esac
   done
   case "$TLS_CLIENT" in auto | c | node) ;; *) die "BENCH_TLS_CLIENT must be auto, c or node" ;; esac
   [ -n "$TLS_SCENARIOS" ] && [ -n "$TLS_SERVERS" ] || die "nothing to measure"
@@ -74,7 +85,8 @@ tls_check_settings() {
 
 tls_check_ports() {
   local port
-  for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_HTTPS_PORT" "$NGINX_TLS_PORT" "$UNDICI_TLS_PORT"; do
+  for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_HTTPS_PORT" "$FAIRWAY_NOLOG_PORT" \
+    "$FAIRWAY_NOLOG_ADMIN_PORT" "$FAIRWAY_NOLOG_HTTPS_PORT" "$NGINX_TLS_PORT" "$UNDICI_TLS_PORT"; do
     port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
   done
 }
@@ -92,7 +104,7 @@ make_certificate() {
 
 # --- the full-handshake client: the C one when it builds, else the Node one ---
 build_client() {
-  [[ " $TLS_SCENARIOS " == *" full "* ]] || return 0
+  [[ " $TLS_SCENARIOS " == *" full "* ]] || [[ " $TLS_SCENARIOS " == *" reuse "* ]] || return 0
   if [ "$TLS_CLIENT" != node ]; then
     local try
     for try in 1 2; do
@@ -128,7 +140,7 @@ start_nginx_tls() {
     cat <<EOF
 http {
   $access_log
-  # Requests tagged by the bench (X-Bench-Tag: scenario-rep) log whether their TLS session
+  # Requests tagged by the bench (X-Bench-Tag: scenario-rep.attempt) log whether their TLS session
   # was resumed: the nginx side of the "resumed" column.
   log_format benchtls '\$http_x_bench_tag \$ssl_session_reused';
   map \$http_x_bench_tag \$bench_tagged { "" 0; default 1; }
@@ -176,25 +188,27 @@ EOF
 }
 
 # Fairway: the plain bench's config + an HTTPS listener and the certificate (relative
-# paths, beside the copied config).
+# paths, beside the copied config). fairway-nolog: the same with the access log off.
+# Usage: start_fairway_tls NAME HTTP_PORT ADMIN_PORT HTTPS_PORT ACCESS_LOG(true|false)
 start_fairway_tls() {
-  local dir="$TMP/fairway-tls"
+  local name=$1 port=$2 admin=$3 https=$4 access=$5
+  local dir="$TMP/$name-tls"
   mkdir -p "$dir"
   cp "$CERT_DIR/cert.pem" "$CERT_DIR/key.pem" "$dir/"
   sed -e "s/127\.0\.0\.1:18080/127.0.0.1:$ORIGIN_A_PORT/; s/127\.0\.0\.1:18081/127.0.0.1:$ORIGIN_B_PORT/" \
-    -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_ADMIN_PORT/" \
-    -e "s/^  access: .*/  access: true/" \
-    -e "s/^\(  admin: .*\)$/\1\n  https: 127.0.0.1:$FAIRWAY_HTTPS_PORT/" \
+    -e "s/127\.0\.0\.1:18090/127.0.0.1:$port/; s/127\.0\.0\.1:18091/127.0.0.1:$admin/" \
+    -e "s/^  access: .*/  access: $access/" \
+    -e "s/^\(  admin: .*\)$/\1\n  https: 127.0.0.1:$https/" \
     "$BENCH_DIR/fairway-bench.yaml" >"$dir/fairway.yaml"
   printf 'tls:\n  certificates: [{ cert: cert.pem, key: key.pem }]\n' >>"$dir/fairway.yaml"
-  grep -q "https: 127.0.0.1:$FAIRWAY_HTTPS_PORT" "$dir/fairway.yaml" || die "could not add listen.https to the Fairway config"
+  grep -q "https: 127.0.0.1:$https" "$dir/fairway.yaml" || die "could not add listen.https to the Fairway config"
   local node_flags=()
   if [ "$PROFILE" = 1 ]; then
-    mkdir -p "$RESULTS/profile-fairway"
-    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-fairway")
+    mkdir -p "$RESULTS/profile-$name"
+    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
   fi
-  spawn fairway /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$dir/fairway.yaml"
-  wait_tls_ready fairway "$FAIRWAY_HTTPS_PORT"
+  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$dir/fairway.yaml"
+  wait_tls_ready "$name" "$https"
 }
 
 start_undici_tls() {
@@ -216,6 +230,7 @@ tls_port_of() {
   case "$1" in
     nginx) echo "$NGINX_TLS_PORT" ;;
     fairway) echo "$FAIRWAY_HTTPS_PORT" ;;
+    fairway-nolog) echo "$FAIRWAY_NOLOG_HTTPS_PORT" ;;
     undici-min) echo "$UNDICI_TLS_PORT" ;;
   esac
 }
@@ -223,6 +238,7 @@ tls_pid_of() {
   case "$1" in
     nginx) echo "${PID_nginx_tls:-}" ;;
     fairway) echo "${PID_fairway:-}" ;;
+    fairway-nolog) echo "${PID_fairway_nolog:-}" ;;
     undici-min) echo "${PID_undici_min:-}" ;;
   esac
 }
@@ -232,7 +248,12 @@ start_tls_servers() {
   for s in $TLS_SERVERS; do
     case "$s" in
       nginx) if start_nginx_tls; then TLS_MEASURED+=(nginx); elif [ -n "$NGINX" ]; then SKIPPED+=("nginx: did not start (see above)"); fi ;;
-      fairway) if start_fairway_tls; then TLS_MEASURED+=(fairway); else SKIPPED+=("fairway: did not start (see above)"); fi ;;
+      fairway)
+        if start_fairway_tls fairway "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_HTTPS_PORT" true; then TLS_MEASURED+=(fairway)
+        else SKIPPED+=("fairway: did not start (see above)"); fi ;;
+      fairway-nolog)
+        if start_fairway_tls fairway-nolog "$FAIRWAY_NOLOG_PORT" "$FAIRWAY_NOLOG_ADMIN_PORT" "$FAIRWAY_NOLOG_HTTPS_PORT" false; then TLS_MEASURED+=(fairway-nolog)
+        else SKIPPED+=("fairway-nolog: did not start (see above)"); fi ;;
       undici-min) if start_undici_tls; then TLS_MEASURED+=(undici-min); else SKIPPED+=("undici-min: did not start (see above)"); fi ;;
     esac
   done
@@ -259,12 +280,20 @@ session_probe() {
 }
 SESSION_PROBES=()
 
+# Usage: fairway_handshakes ADMIN_PORT -> "FULL RESUMED"
 fairway_handshakes() {
-  node "$BENCH_DIR/lib/probe.mjs" tls-handshakes "http://127.0.0.1:$FAIRWAY_ADMIN_PORT/metrics" 2>/dev/null || echo "- -"
+  node "$BENCH_DIR/lib/probe.mjs" tls-handshakes "http://127.0.0.1:$1/metrics" 2>/dev/null || echo "- -"
+}
+fairway_admin_of() {
+  case "$1" in
+    fairway) echo "$FAIRWAY_ADMIN_PORT" ;;
+    fairway-nolog) echo "$FAIRWAY_NOLOG_ADMIN_PORT" ;;
+  esac
 }
 
 # Runs one load command for SCENARIO against SERVER: wrk (keepalive, resumed) or the
-# full-handshake client (full). Usage: load SCENARIO SERVER SECONDS TAG OUT
+# full-handshake client (full; reuse: the same client offering one session every time).
+# Usage: load SCENARIO SERVER SECONDS TAG OUT
 load() {
   local scenario=$1 server=$2 seconds=$3 tag=$4 out=$5 port
   port=$(tls_port_of "$server")
@@ -273,21 +302,56 @@ load() {
     keepalive) run_wrk "$out" "${wrk[@]}" "https://$HOST_HEADER:$port/" ;;
     resumed) run_wrk "$out" "${wrk[@]}" -H "Connection: close" -H "X-Bench-Tag: $tag" "https://$HOST_HEADER:$port/" ;;
     full) run_wrk "$out" "${PIN_LOAD[@]}" "${CLIENT_CMD[@]}" 127.0.0.1 "$port" "$HOST_HEADER" "$HOST_HEADER" "$FULL_CONNECTIONS" "$seconds" "$tag" ;;
+    reuse) TLS_CLIENT_REUSE=1 run_wrk "$out" "${PIN_LOAD[@]}" "${CLIENT_CMD[@]}" 127.0.0.1 "$port" "$HOST_HEADER" "$HOST_HEADER" "$FULL_CONNECTIONS" "$seconds" "$tag" ;;
   esac
 }
 
 check_tls_alive() {
   local name pidvar
-  for name in origin nginx_tls fairway undici_min; do
+  for name in origin nginx_tls fairway fairway_nolog undici_min; do
     pidvar="PID_$name"
     [ -n "${!pidvar:-}" ] || continue
     kill -0 "${!pidvar}" 2>/dev/null || log "${name//_/-} (pid ${!pidvar}) has exited"
   done
 }
 
-# --- one measurement: warm-up, then the load; raw output kept, parsed line appended ---
+# Waits (up to QUIET_WAIT seconds) until processes the bench did not start use less than
+# 5% of a CPU over 2 s.
+wait_quiet() {
+  local waited=0 f0 f1
+  while [ "$waited" -lt "$QUIET_WAIT" ]; do
+    f0=$(foreign_ticks)
+    sleep 2
+    f1=$(foreign_ticks)
+    [ $((f1 - f0)) -le $((CLK_TCK / 10)) ] && return 0
+    waited=$((waited + 2))
+  done
+  log "other processes are still busy after ${QUIET_WAIT}s; measuring anyway"
+}
+
+# --- one measurement, measured again (up to RETRIES times) when other processes used more
+# than 5% of a CPU meanwhile (the disturbed attempts go to disturbed.jsonl) ---
 measure_tls() {
-  local scenario=$1 server=$2 rep=$3
+  local scenario=$1 server=$2 rep=$3 attempt
+  for attempt in $(seq 0 "$RETRIES"); do
+    measure_tls_once "$scenario" "$server" "$rep" "$scenario-$rep.$attempt"
+    if node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      process.exit(r.foreign_cpu_seconds != null && r.foreign_cpu_seconds > 0.05 * r.duration_s ? 1 : 0);' "$TMP/record.json"; then
+      break
+    fi
+    if [ "$attempt" -lt "$RETRIES" ]; then
+      cat "$TMP/record.json" >>"$RESULTS/disturbed.jsonl"
+      log "  other processes used $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).foreign_cpu_seconds' "$TMP/record.json") s of CPU during that measurement: waiting for quiet, then measuring it again ($((attempt + 1))/$RETRIES)"
+      wait_quiet
+    fi
+  done
+  cat "$TMP/record.json" >>"$RESULTS/raw.jsonl"
+}
+
+# --- one measurement: warm-up, then the load; raw output kept, parsed line in record.json ---
+measure_tls_once() {
+  local scenario=$1 server=$2 rep=$3 tag=$4
   local out="$RESULTS/$scenario-$server-rep$rep.txt"
   if [ "$WARMUP" -gt 0 ]; then
     load "$scenario" "$server" "$WARMUP" warmup "$TMP/warmup.txt" ||
@@ -295,13 +359,15 @@ measure_tls() {
   fi
   local pid hs0="- -" hs1="- -"
   pid=$(tls_pid_of "$server")
-  [ "$server" = fairway ] && hs0=$(fairway_handshakes)
+  local admin
+  admin=$(fairway_admin_of "$server")
+  [ -n "$admin" ] && hs0=$(fairway_handshakes "$admin")
   local t0 t1 proxy_j0 load_j0 proxy_j1 load_j1 foreign0 foreign1
   t0=$(cpu_ticks "$pid")
   proxy_j0=$(cpu_jiffies "cpu$PROXY_CPU")
   load_j0=$(cpu_jiffies "cpu$LOAD_CPU")
   foreign0=$(foreign_ticks)
-  if ! load "$scenario" "$server" "$DURATION" "$scenario-$rep" "$out"; then
+  if ! load "$scenario" "$server" "$DURATION" "$tag" "$out"; then
     log "the load failed against $server ($scenario): $(tail -c 600 "$out" | tr '\n' ' ')"
     check_tls_alive
     die "measurement of $scenario/$server failed (logs: ${LOGS#"$ROOT"/}/)"
@@ -310,23 +376,23 @@ measure_tls() {
   foreign1=$(foreign_ticks)
   proxy_j1=$(cpu_jiffies "cpu$PROXY_CPU")
   load_j1=$(cpu_jiffies "cpu$LOAD_CPU")
-  [ "$server" = fairway ] && hs1=$(fairway_handshakes)
+  [ -n "$admin" ] && hs1=$(fairway_handshakes "$admin")
   local hs_full=- hs_resumed=- a b c d
   read -r a b <<<"$hs0"
   read -r c d <<<"$hs1"
   if [[ "$a$b$c$d" =~ ^[0-9]+$ ]]; then hs_full=$((c - a)); hs_resumed=$((d - b)); fi
-  local kind=record-client
-  [ "$scenario" = full ] || kind=record-wrk
+  local kind=record-wrk
+  case "$scenario" in full | reuse) kind=record-client ;; esac
   node "$BENCH_DIR/lib/tls-report.mjs" "$kind" "$out" "$scenario" "$server" "$rep" \
     "$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')" \
     "$(busy_between "$proxy_j0" "$proxy_j1")" "$(busy_between "$load_j0" "$load_j1")" \
     "$(awk -v d=$((foreign1 - foreign0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }')" \
-    "$hs_full" "$hs_resumed" >>"$RESULTS/raw.jsonl"
+    "$hs_full" "$hs_resumed" "$tag" >"$TMP/record.json"
   local line
-  line=$(tail -n 1 "$RESULTS/raw.jsonl" | node -e '
+  line=$(node -e '
     const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
     const hs = r.handshakes_full == null ? "" : ` handshakes ${r.handshakes_full} full/${r.handshakes_resumed} resumed`;
-    console.log(`${Math.round(r.rate)}/s p99 ${r.p99_ms.toFixed(2)} ms, ${r.cpu_us_per_unit?.toFixed(0)} µs CPU/unit, busy ${r.proxy_cpu_busy}%/${r.load_cpu_busy}%${hs}${r.errors ? `, ${r.errors} errors` : ""}`);')
+    console.log(`${Math.round(r.rate)}/s p99 ${r.p99_ms.toFixed(2)} ms, ${r.cpu_us_per_unit?.toFixed(0)} µs CPU/unit, busy ${r.proxy_cpu_busy}%/${r.load_cpu_busy}%${hs}${r.errors ? `, ${r.errors} errors` : ""}`);' <"$TMP/record.json")
   log "rep $rep/$REPS $(printf '%-9s %-10s' "$scenario" "$server") $line"
 }
 
@@ -335,7 +401,7 @@ tls_write_meta() {
     BENCH_META_NODE_OPENSSL BENCH_META_KERNEL BENCH_META_CPU BENCH_META_SETTINGS BENCH_META_ORIGIN BENCH_META_SKIPPED \
     BENCH_META_PINNING BENCH_META_BUSY_BEFORE BENCH_META_CLIENT BENCH_META_SESSION_PROBES
   BENCH_META_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  BENCH_META_COMMAND="BENCH_MODE=tls npm run bench"
+  BENCH_META_COMMAND="$(env | awk '/^BENCH_[A-Z_]+=/ && !/^BENCH_(META_|MODE=)/' | sort | tr '\n' ' ')bash bench/tls.sh"
   BENCH_META_NPROC=$(nproc)
   BENCH_META_NODE=$(node -v)
   BENCH_META_NODE_OPENSSL=$(node -p process.versions.openssl)
@@ -344,7 +410,7 @@ tls_write_meta() {
   BENCH_META_OPENSSL=$(openssl version)
   BENCH_META_KERNEL=$(uname -r)
   BENCH_META_CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
-  BENCH_META_SETTINGS="duration=${DURATION}s warmup=${WARMUP}s reps=$REPS connections=$CONNECTIONS threads=$THREADS full_connections=$FULL_CONNECTIONS nginx_access_log=$NGINX_ACCESS_LOG profile=$PROFILE"
+  BENCH_META_SETTINGS="duration=${DURATION}s warmup=${WARMUP}s reps=$REPS connections=$CONNECTIONS threads=$THREADS full_connections=$FULL_CONNECTIONS retries=$RETRIES nginx_access_log=$NGINX_ACCESS_LOG profile=$PROFILE"
   BENCH_META_ORIGIN=$ORIGIN_KIND
   BENCH_META_BUSY_BEFORE="${BUSY_BEFORE}%"
   BENCH_META_SKIPPED=$(IFS=';'; echo "${SKIPPED[*]:-}")
@@ -354,28 +420,31 @@ tls_write_meta() {
 }
 
 tls_report() {
-  local split=""
-  if [[ " ${TLS_MEASURED[*]} " == *" fairway "* ]]; then
-    split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$FAIRWAY_ADMIN_PORT/metrics" || echo unavailable)
-    log "fairway weighted split (admin /metrics): $split"
-  fi
+  local name pidvar admin split prof
   # nginx writes its buffered session log when it stops; stop it gracefully now.
   if [ -n "${PID_nginx_tls:-}" ]; then
     kill -QUIT "$PID_nginx_tls" 2>/dev/null || true
     wait "$PID_nginx_tls" 2>/dev/null || true
   fi
-  if [ "$PROFILE" = 1 ] && [ -n "${PID_fairway:-}" ]; then
-    kill -TERM "$PID_fairway" 2>/dev/null || true
-    wait "$PID_fairway" 2>/dev/null || true
-    local prof
-    prof=$(ls -t "$RESULTS/profile-fairway"/*.cpuprofile 2>/dev/null | head -n 1 || true)
+  for name in fairway fairway-nolog; do
+    [[ " ${TLS_MEASURED[*]} " == *" $name "* ]] || continue
+    admin=$(fairway_admin_of "$name")
+    split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$admin/metrics" || echo unavailable)
+    log "$name weighted split (admin /metrics): $split"
+    pidvar="PID_${name//-/_}"
+    [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || continue
+    # The profile is written when Fairway exits: stop it now, gracefully.
+    kill -TERM "${!pidvar}" 2>/dev/null || true
+    wait "${!pidvar}" 2>/dev/null || true
+    prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
     if [ -n "$prof" ]; then
+      # Requests served (warm-ups included) turn shares into µs per request.
       node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 30 "$(sed -n 's/.*(\([0-9]*\) requests).*/\1/p' <<<"$split")" |
-        tee "$RESULTS/profile-top-fairway.txt" >&2
+        tee "$RESULTS/profile-top-$name.txt" >&2
     else
-      log "no CPU profile was written for fairway"
+      log "no CPU profile was written for $name"
     fi
-  fi
+  done
   tls_write_meta
   echo
   echo "Fairway TLS bench $BENCH_META_DATE: $BENCH_META_SETTINGS; nproc $BENCH_META_NPROC; pinning: $BENCH_META_PINNING"

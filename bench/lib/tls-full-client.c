@@ -12,6 +12,10 @@
 // Usage: tls-full-client HOST PORT SERVERNAME HOST_HEADER CONNECTIONS SECONDS [TAG]
 //   TAG, if given, is sent as an `X-Bench-Tag` header (bench/tls.sh uses it to count the
 //   nginx side's resumed sessions from a log).
+// With TLS_CLIENT_REUSE=1 in the environment it does the opposite, for experiments: it
+// keeps the session of its first connection and offers it on every later connection
+// (the same ticket again and again, which a browser would not do), to measure the
+// server's cost of a resumed handshake alone.
 // Prints one JSON line: {"ok", "errors", "status_errors", "resumed", "seconds", "rate",
 //   "p50_ms", "p99_ms", "protocol", "cipher", "group", "alpn", "first_error"}.
 // "ok" counts requests answered 200 with the whole body, completed within SECONDS; each
@@ -48,6 +52,8 @@ struct conn {
 };
 
 static SSL_CTX *ctx;
+static int reuse;             // TLS_CLIENT_REUSE=1: offer the first session on every connection
+static SSL_SESSION *saved;
 static int ep;
 static struct sockaddr_in addr;
 static const char *servername;
@@ -149,6 +155,13 @@ static int step(struct conn *c, double deadline) {
       c->ssl = SSL_new(ctx);
       SSL_set_fd(c->ssl, c->fd);
       SSL_set_tlsext_host_name(c->ssl, servername);
+      if (reuse && saved) {
+        // A copy each time, for the same reason as below: the connection's session object
+        // is the one that SSL_free() marks.
+        SSL_SESSION *copy = SSL_SESSION_dup(saved);
+        SSL_set_session(c->ssl, copy);
+        SSL_SESSION_free(copy);
+      }
       SSL_set_connect_state(c->ssl);
       c->st = HANDSHAKE;
     }
@@ -189,6 +202,10 @@ static int step(struct conn *c, double deadline) {
         r = SSL_read(c->ssl, dst, room);
         if (r > 0) {
           c->got += (size_t)r;
+          // The tickets come before the response: its first bytes mean the session is final.
+          // A copy: SSL_free() without a close_notify sent marks the connection's own session
+          // not resumable.
+          if (reuse && !saved && SSL_SESSION_is_resumable(SSL_get0_session(c->ssl))) saved = SSL_SESSION_dup(SSL_get0_session(c->ssl));
           continue;
         }
         e = SSL_get_error(c->ssl, r);
@@ -266,6 +283,7 @@ int main(int argc, char **argv) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);  // the bench's self-signed certificate
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // and no SSL_set_session: never resume
+  reuse = getenv("TLS_CLIENT_REUSE") && strcmp(getenv("TLS_CLIENT_REUSE"), "1") == 0;
   static const unsigned char protos[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, protos, sizeof protos - 1);
 

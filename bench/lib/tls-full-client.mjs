@@ -3,6 +3,8 @@
 // same JSON line. Every request is a new TLS connection with a full handshake (no
 // session is ever passed to tls.connect), SNI and ALPN http/1.1, one GET with
 // `Connection: close`; CONNECTIONS in flight for SECONDS seconds.
+// With TLS_CLIENT_REUSE=1 it offers the first session it got on every connection (the
+// `reuse` scenario), like the C client.
 // Node's own client handshake costs more CPU than the C client's, so with this client
 // the load CPU saturates sooner: compare CPU per handshake, not handshakes/s.
 //
@@ -23,6 +25,8 @@ const request = Buffer.from(
 const stats = { ok: 0, errors: 0, status_errors: 0, resumed: 0 };
 const latencies = [];
 let first = null;
+const reuse = process.env.TLS_CLIENT_REUSE === '1';
+let saved;
 let firstError = '';
 const t0 = performance.now();
 const deadline = t0 + seconds * 1000;
@@ -42,7 +46,8 @@ function one() {
     const started = performance.now();
     const chunks = [];
     let failed = false;
-    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'], ...(reuse && saved ? { session: saved } : {}) });
+    if (reuse && !saved) socket.once('session', (s) => (saved ??= s));
     socket.on('secureConnect', () => {
       if (socket.isSessionReused()) stats.resumed++;
       first ??= { protocol: socket.getProtocol(), cipher: socket.getCipher()?.standardName ?? '', group: socket.getEphemeralKeyInfo()?.name ?? '', alpn: socket.alpnProtocol || '' };

@@ -1,17 +1,18 @@
 // Per-measurement records and the final report of bench/tls.sh (plain Node, no dependencies).
 //
-//   node tls-report.mjs record-wrk WRK_OUTPUT SCENARIO PROXY REP CPU_S PROXY_BUSY% LOAD_BUSY% FOREIGN_S HS_FULL HS_RESUMED
-//   node tls-report.mjs record-client CLIENT_JSON SCENARIO PROXY REP CPU_S PROXY_BUSY% LOAD_BUSY% FOREIGN_S HS_FULL HS_RESUMED
+//   node tls-report.mjs record-wrk WRK_OUTPUT SCENARIO PROXY REP CPU_S PROXY_BUSY% LOAD_BUSY% FOREIGN_S HS_FULL HS_RESUMED TAG
+//   node tls-report.mjs record-client CLIENT_JSON SCENARIO PROXY REP CPU_S PROXY_BUSY% LOAD_BUSY% FOREIGN_S HS_FULL HS_RESUMED TAG
 //     Print one JSON line for raw.jsonl. CPU_S: CPU time of the server process during the
 //     measurement; the busy percentages are of the server's CPU and the load CPU as a
 //     whole; FOREIGN_S: CPU time of processes the bench did not start; HS_FULL/HS_RESUMED:
 //     the server's own count of full/resumed handshakes during the measurement ("-" when
-//     it has none: nginx's come from its session log, read by `summarize`).
+//     it has none: nginx's come from its session log, read by `summarize`); TAG: the
+//     X-Bench-Tag the load sent ("scenario-rep.attempt"), the key into that log.
 //
 //   node tls-report.mjs summarize RAW_JSONL SUMMARY_JSON [NGINX_SESSION_LOG]
 //     Prints the table of medians, the session-resumption check and the PASS/FAIL lines of
 //     the targets, and writes SUMMARY_JSON (medians, checks, every rep, BENCH_META_*).
-//     NGINX_SESSION_LOG: lines "SCENARIO-REP r|." written by the nginx peer for requests
+//     NGINX_SESSION_LOG: lines "TAG r|." written by the nginx peer for requests
 //     carrying `X-Bench-Tag` (`$ssl_session_reused`). Exit 0, or 3 with BENCH_STRICT=1
 //     when a target failed.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -22,6 +23,8 @@ export const SCENARIOS = {
   keepalive: { title: 'HTTPS keep-alive requests', unit: 'req', rateUnit: 'req/s', target: 0.35, cpuTolerance: 1 / 0.35 },
   resumed: { title: 'new connection per request, session resumed', unit: 'conn', rateUnit: 'conn/s', target: 0.8, cpuTolerance: 1 / 0.8 },
   full: { title: 'full handshakes (no resumption)', unit: 'handshake', rateUnit: 'hs/s', target: 0.9, cpuTolerance: 1.1 },
+  // Optional, no target: every connection resumes (the client offers one ticket again and again).
+  reuse: { title: 'new connection per request, the same ticket every time', unit: 'conn', rateUnit: 'conn/s' },
 };
 /** A row is client-bound when the load CPU was saturated and the server's CPU was not. */
 const LOAD_SATURATED = 90;
@@ -45,7 +48,7 @@ function table(header, rows) {
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
-function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, foreign, hsFull, hsResumed) {
+function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, foreign, hsFull, hsResumed, tag) {
   if (!SCENARIOS[scenario]) throw new Error(`unknown scenario ${scenario}`);
   let m;
   if (kind === 'wrk') {
@@ -61,7 +64,7 @@ function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, fore
   }
   const cpuSeconds = num(cpu);
   return {
-    scenario, proxy, rep: Number(rep), ...m,
+    scenario, proxy, rep: Number(rep), tag, ...m,
     cpu_seconds: cpuSeconds,
     cpu_us_per_unit: cpuSeconds != null && cpuSeconds >= 0 && m.count > 0 ? (cpuSeconds * 1e6) / m.count : null,
     proxy_cpu_busy: num(proxyBusy), load_cpu_busy: num(loadBusy), foreign_cpu_seconds: num(foreign),
@@ -69,7 +72,7 @@ function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, fore
   };
 }
 
-/** Counts nginx's full/resumed handshakes per "scenario-rep" tag from its session log. */
+/** Counts nginx's full/resumed handshakes per tag from its session log. */
 function nginxSessions(file) {
   const counts = new Map();
   if (!file || !existsSync(file)) return counts;
@@ -88,7 +91,7 @@ function summarize(rawFile, summaryFile, sessionLog) {
   const raw = readFileSync(rawFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const sessions = nginxSessions(sessionLog);
   for (const r of raw) {
-    const s = sessions.get(`${r.scenario}-${r.rep}`);
+    const s = sessions.get(r.tag);
     if (r.proxy === 'nginx' && r.handshakes_full == null && s) {
       r.handshakes_full = s.full;
       r.handshakes_resumed = s.resumed;
@@ -162,7 +165,7 @@ function summarize(rawFile, summaryFile, sessionLog) {
   for (const key of order) {
     const m = med[key];
     if (m.scenario === 'keepalive' || m.resumed_share == null) continue;
-    const want = m.scenario === 'resumed' ? 'resumed' : 'full';
+    const want = m.scenario === 'full' ? 'full' : 'resumed';
     const pct = (100 * m.resumed_share).toFixed(1);
     out.push(`SESSIONS ${m.scenario}/${m.proxy}: ${fmtInt(m.handshakes_resumed)} resumed, ${fmtInt(m.handshakes_full)} full handshakes (${pct}% resumed; want ${want})` +
       (m.client_resumed != null ? `; the client counted ${fmtInt(m.client_resumed)} resumed` : ''));
@@ -171,11 +174,12 @@ function summarize(rawFile, summaryFile, sessionLog) {
   // Targets, judged on medians of the same run only.
   const checks = [];
   for (const [scenario, sc] of Object.entries(SCENARIOS)) {
+    if (sc.target === undefined) continue;
     const name = `${scenario}: fairway ${sc.rateUnit} >= ${sc.target}x nginx`;
     const fw = med[`${scenario}/fairway`];
     const ng = med[`${scenario}/nginx`];
     if (!fw || !ng) {
-      checks.push({ name, result: 'SKIP', detail: `${fw ? 'nginx' : 'fairway'} not measured` });
+      checks.push({ name, result: 'SKIP', detail: !fw && !ng ? 'scenario not measured' : `${fw ? 'nginx' : 'fairway'} not measured` });
       continue;
     }
     const ratio = fw.rate / ng.rate;
@@ -222,6 +226,11 @@ function summarize(rawFile, summaryFile, sessionLog) {
     out.push(`WARN other processes used CPU during ${disturbed.length} of ${raw.length} measurements (up to ${worst.toFixed(0)}% of a CPU): ` +
       disturbed.map((r) => `${r.scenario}/${r.proxy} rep ${r.rep}`).join(', ') + '; rerun on an idle machine for figures to quote');
   }
+  const disturbedFile = rawFile.replace(/raw\.jsonl$/, 'disturbed.jsonl');
+  if (disturbedFile !== rawFile && existsSync(disturbedFile)) {
+    const n = readFileSync(disturbedFile, 'utf8').split('\n').filter(Boolean).length;
+    out.push(`RETRIED ${n} measurement attempt(s) disturbed by other processes were discarded and measured again (disturbed.jsonl)`);
+  }
   const tls = [...new Set(order.map((k) => med[k].tls && `${med[k].proxy}: ${med[k].tls}`).filter(Boolean))];
   if (tls.length) out.push(`negotiated (full-handshake client): ${tls.join('; ')}`);
   out.push('');
@@ -241,14 +250,14 @@ function summarize(rawFile, summaryFile, sessionLog) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-if ((cmd === 'record-wrk' || cmd === 'record-client') && args.length === 10) {
+if ((cmd === 'record-wrk' || cmd === 'record-client') && args.length === 11) {
   process.stdout.write(JSON.stringify(record(cmd === 'record-wrk' ? 'wrk' : 'client', ...args)) + '\n');
 } else if (cmd === 'summarize' && (args.length === 2 || args.length === 3)) {
   const failed = summarize(...args);
   process.exit(failed && process.env.BENCH_STRICT === '1' ? 3 : 0);
 } else {
   process.stderr.write(
-    'usage: tls-report.mjs record-wrk|record-client FILE SCENARIO PROXY REP CPU_S PROXY_BUSY LOAD_BUSY FOREIGN_S HS_FULL HS_RESUMED\n' +
+    'usage: tls-report.mjs record-wrk|record-client FILE SCENARIO PROXY REP CPU_S PROXY_BUSY LOAD_BUSY FOREIGN_S HS_FULL HS_RESUMED TAG\n' +
       '       tls-report.mjs summarize RAW_JSONL SUMMARY_JSON [NGINX_SESSION_LOG]\n',
   );
   process.exit(2);
