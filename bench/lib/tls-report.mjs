@@ -16,7 +16,7 @@
 //     carrying `X-Bench-Tag` (`$ssl_session_reused`). Exit 0, or 3 with BENCH_STRICT=1
 //     when a target failed.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { parseWrk } from './wrk.mjs';
+import { fmtInt, fmtMs, fmtRatio, median, parseWrk } from './wrk.mjs';
 
 /** Scenarios, their unit and Fairway's target against nginx measured in the same run. */
 export const SCENARIOS = {
@@ -30,14 +30,6 @@ export const SCENARIOS = {
 const LOAD_SATURATED = 90;
 const SERVER_SATURATED = 90;
 
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
-const fmtRatio = (n) => (n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(2)}×`);
 const fmtUs = (n) => (n == null ? '—' : n >= 100 ? `${n.toFixed(0)} µs` : `${n.toFixed(1)} µs`);
 const num = (s) => (s === undefined || s === '-' || s === '' ? null : Number(s));
 

@@ -58,15 +58,15 @@ export function parseWrk(text) {
   };
 }
 
-function median(values) {
+export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
-const fmtRatio = (n) => (n === undefined ? '—' : `${n.toFixed(2)}×`);
+export const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+export const fmtMs = (n) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
+export const fmtRatio = (n) => (n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(2)}×`);
 
 function table(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
