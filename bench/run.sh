@@ -272,6 +272,25 @@ EOF
   log "origin ($ORIGIN_KIND) on 127.0.0.1:$ORIGIN_A_PORT and :$ORIGIN_B_PORT"
 }
 
+# The nginx `location` that proxies to the origin with the headers Fairway sets too
+# (shared by the plain and TLS benches, so both nginx peers do the same work).
+nginx_proxy_location() {
+  cat <<'NGINX'
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      # The headers Fairway sets too.
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Request-Id $request_id;
+    }
+NGINX
+}
+
 # --- proxy: nginx, 1 worker, weighted upstream 9:1 with keep-alive ---
 start_nginx_proxy() {
   [ -n "$NGINX" ] || return 1
@@ -293,18 +312,7 @@ $(nginx_temp_paths nginx)
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      # The headers Fairway sets too.
-      proxy_set_header Host \$http_host;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Forwarded-Port \$server_port;
-      proxy_set_header X-Request-Id \$request_id;
-    }
+$(nginx_proxy_location)
   }
 }
 EOF
