@@ -114,6 +114,17 @@ export interface TlsSettings {
   readonly acme: AcmeSettings | undefined;
 }
 
+/** A TCP passthrough (e.g. the Deis builder's git-over-SSH port): bytes both ways, no parsing. */
+export interface TcpRoute {
+  readonly name: string;
+  readonly listen: string;
+  readonly endpoints: readonly EndpointSpec[];
+  /** ms */
+  readonly connectTimeout: number;
+  /** A connection with no byte either way for this long is closed, ms. */
+  readonly idleTimeout: number;
+}
+
 /** Router-wide settings, owned by the file provider. */
 export interface RouterSettings {
   readonly listen: ListenSpec;
@@ -122,6 +133,7 @@ export interface RouterSettings {
   readonly limits: Limits;
   readonly accessLog: boolean;
   readonly tls: TlsSettings;
+  readonly tcp: readonly TcpRoute[];
 }
 
 /** What one provider currently says. A provider always sends its whole state (level-triggered). */

@@ -16,6 +16,7 @@ import { parseHostPort } from './config/host-port.js';
 import { ControlPlane } from './control/control-plane.js';
 import { WeightOverrides } from './control/weight-overrides.js';
 import { DataPlane } from './data/data-plane.js';
+import { TcpProxy } from './data/tcp-proxy.js';
 import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
@@ -51,6 +52,8 @@ export interface Router {
   readonly httpAddress: AddressInfo;
   readonly httpsAddress: AddressInfo | undefined;
   readonly adminAddress: AddressInfo;
+  /** Where each TCP passthrough route listens, by name. */
+  readonly tcpAddresses: ReadonlyMap<string, AddressInfo>;
   readonly certificates: CertificateManager;
   readonly controlPlane: ControlPlane;
   readonly dataPlane: DataPlane;
@@ -87,13 +90,18 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   });
   const listen = config.settings.listen;
   let certificatesStarted = false;
+  const tcpProxies = new Map(
+    config.settings.tcp.map((route) => [route.name, new TcpProxy(route, metrics.requests.forTcp(route.name), logger.child({ component: 'tcp' }))]),
+  );
   controlPlane.on('snapshot', (snapshot) => {
     dataPlane.apply(snapshot);
+    for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route);
     if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
     logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
     const now = snapshot.settings;
-    if (now.listen.http !== listen.http || now.listen.admin !== listen.admin || now.listen.https !== listen.https || now.limits.maxHeaderSize !== config.settings.limits.maxHeaderSize) {
-      logger.warn('listen addresses and limits.maxHeaderSize take effect at the next restart');
+    const tcpListen = (s: typeof now) => JSON.stringify(s.tcp.map((r) => [r.name, r.listen]));
+    if (now.listen.http !== listen.http || now.listen.admin !== listen.admin || now.listen.https !== listen.https || now.limits.maxHeaderSize !== config.settings.limits.maxHeaderSize || tcpListen(now) !== tcpListen(config.settings)) {
+      logger.warn('listen addresses (tcp routes included) and limits.maxHeaderSize take effect at the next restart');
     }
   });
 
@@ -119,6 +127,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
   const httpsAt = listen.https ? parseHostPort(listen.https, true)! : undefined;
+  const tcpAddresses = new Map<string, AddressInfo>();
   let httpAddress: AddressInfo;
   let httpsAddress: AddressInfo | undefined;
   let adminAddress: AddressInfo;
@@ -126,18 +135,23 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     httpAddress = await dataPlane.listen(httpAt.host, httpAt.port);
     if (httpsAt) httpsAddress = await dataPlane.listenHttps(httpsAt.host, httpsAt.port, config.settings.limits.maxHeaderSize);
     adminAddress = await admin.listen(adminAt.host, adminAt.port);
+    for (const route of config.settings.tcp) {
+      const at = parseHostPort(route.listen, true)!;
+      tcpAddresses.set(route.name, await tcpProxies.get(route.name)!.listen(at.host, at.port));
+    }
   } catch (err) {
     await Promise.all([provider.stop(), kubernetes?.stop()]);
-    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop()]);
+    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(0))]);
     throw err;
   }
-  logger.info({ http: addressText(httpAddress), https: httpsAddress && addressText(httpsAddress), admin: addressText(adminAddress), config: provider.file }, 'fairway is serving');
+  logger.info({ http: addressText(httpAddress), https: httpsAddress && addressText(httpsAddress), admin: addressText(adminAddress), tcp: Object.fromEntries([...tcpAddresses].map(([n, a]) => [n, addressText(a)])), config: provider.file }, 'fairway is serving');
 
   let closing: Promise<void> | undefined;
   return {
     httpAddress,
     httpsAddress,
     adminAddress,
+    tcpAddresses,
     certificates,
     controlPlane,
     dataPlane,
@@ -147,7 +161,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
         await Promise.all([provider.stop(), kubernetes?.stop()]);
-        await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop()]);
+        await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(timeoutMs))]);
         logger.info('fairway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();

@@ -161,6 +161,18 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   tls: tls.prefault({}),
+  tcp: z
+    .record(
+      z.string().regex(NAME, { error: 'TCP route names are lower-case letters, digits and - (max 63)' }),
+      z.strictObject({
+        listen: z.string({ error: 'must be an address like 0.0.0.0:2222' }).refine((v) => parseHostPort(v, true) !== undefined, { error: 'must be an address like 0.0.0.0:2222' }),
+        endpoints: z.array(endpoint, { error: 'must be a list of host:port strings' }).default([]),
+        connectTimeout: duration('10s'),
+        idleTimeout: duration('20m'),
+      }),
+      { error: 'must be a map of route name to { listen, endpoints, connectTimeout, idleTimeout }' },
+    )
+    .default({}),
   apps: z
     .record(z.string().regex(NAME, { error: 'app names are lower-case letters, digits and - (max 63)' }), app, {
       error: 'must be a map of app name to app',

@@ -157,6 +157,13 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       timeouts: cfg.timeouts,
       limits: cfg.limits,
       accessLog: cfg.log.access,
+      tcp: Object.entries(cfg.tcp).map(([name, r]) => ({
+        name,
+        listen: r.listen,
+        endpoints: r.endpoints.map((e) => parseHostPort(e) as EndpointSpec),
+        connectTimeout: r.connectTimeout,
+        idleTimeout: r.idleTimeout,
+      })),
       tls: {
         storage: path.resolve(dir, cfg.tls.storage),
         keyType: cfg.tls.keyType,

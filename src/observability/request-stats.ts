@@ -9,6 +9,16 @@
 /** Upper bounds, in seconds, of the request duration histogram buckets. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
+/** Counters of one TCP passthrough route. */
+export interface TcpStats {
+  accepted: number;
+  /** Connections closed because no endpoint could be reached. */
+  failed: number;
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 export type UnroutedReason = 'no_route' | 'bad_request' | 'not_ready' | 'headers_too_large';
 export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
 const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
@@ -46,6 +56,15 @@ export class RequestStats {
   readonly #versions = new Map<string, VersionStats>();
   /** Requests answered before an app was chosen, by reason. */
   readonly unrouted: Record<UnroutedReason, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
+  /** TCP passthrough routes by name. */
+  readonly tcp = new Map<string, TcpStats>();
+
+  /** The counters of TCP route `name`, created on first use. */
+  forTcp(name: string): TcpStats {
+    let t = this.tcp.get(name);
+    if (!t) this.tcp.set(name, (t = { accepted: 0, failed: 0, active: 0, bytesIn: 0, bytesOut: 0 }));
+    return t;
+  }
   /** TLS handshakes on the HTTPS listener: completed, of which resumed, and failed. */
   readonly tls = { handshakes: 0, resumed: 0, handshakeErrors: 0 };
 
@@ -97,6 +116,21 @@ export class RequestStats {
     out.push('# HELP fairway_unrouted_requests_total Requests answered before an app was chosen, by reason.');
     out.push('# TYPE fairway_unrouted_requests_total counter');
     for (const [reason, n] of Object.entries(this.unrouted)) out.push(`fairway_unrouted_requests_total{reason="${reason}"} ${n}`);
+    out.push('# HELP fairway_tcp_connections_total TCP passthrough connections accepted, by route and outcome (failed: no endpoint reachable).');
+    out.push('# TYPE fairway_tcp_connections_total counter');
+    for (const [route, t] of this.tcp) {
+      out.push(`fairway_tcp_connections_total{route="${escapeLabel(route)}",result="accepted"} ${t.accepted}`);
+      out.push(`fairway_tcp_connections_total{route="${escapeLabel(route)}",result="failed"} ${t.failed}`);
+    }
+    out.push('# HELP fairway_tcp_connections_active TCP passthrough connections open now.');
+    out.push('# TYPE fairway_tcp_connections_active gauge');
+    for (const [route, t] of this.tcp) out.push(`fairway_tcp_connections_active{route="${escapeLabel(route)}"} ${t.active}`);
+    out.push('# HELP fairway_tcp_bytes_total Bytes carried by TCP passthrough routes, by direction (in: from clients).');
+    out.push('# TYPE fairway_tcp_bytes_total counter');
+    for (const [route, t] of this.tcp) {
+      out.push(`fairway_tcp_bytes_total{route="${escapeLabel(route)}",direction="in"} ${t.bytesIn}`);
+      out.push(`fairway_tcp_bytes_total{route="${escapeLabel(route)}",direction="out"} ${t.bytesOut}`);
+    }
     out.push('# HELP fairway_tls_handshakes_total TLS handshakes completed on the HTTPS listener, by whether the session was resumed.');
     out.push('# TYPE fairway_tls_handshakes_total counter');
     out.push(`fairway_tls_handshakes_total{resumed="false"} ${this.tls.handshakes - this.tls.resumed}`);
