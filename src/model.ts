@@ -123,6 +123,10 @@ export interface TcpRoute {
   readonly connectTimeout: number;
   /** A connection with no byte either way for this long is closed, ms. */
   readonly idleTimeout: number;
+  /** In Kubernetes mode, `namespace/name` of the Service whose ready endpoints replace `endpoints`. */
+  readonly service: string | undefined;
+  /** The Service port (name or number) to use; default: the first port of its EndpointSlices. */
+  readonly servicePort: string | undefined;
 }
 
 /** Router-wide settings, owned by the file provider. */
@@ -146,6 +150,8 @@ export interface ProviderState {
    * annotation fell back to its default, a host lost to an older claim), for the admin API.
    */
   readonly problems?: readonly SourceProblem[];
+  /** Endpoints for TCP routes that name a source object (e.g. a Kubernetes Service), by route name. */
+  readonly tcpEndpoints?: Readonly<Record<string, readonly EndpointSpec[]>>;
 }
 
 /** One problem in a provider's source, e.g. an invalid annotation on a Service. */

@@ -117,6 +117,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       controlPlane,
       logger: logger.child({ component: 'kubernetes' }),
       platformDomain: () => controlPlane.snapshot?.settings.platformDomain ?? config.settings.platformDomain,
+      tcpRoutes: () => controlPlane.snapshot?.settings.tcp ?? config.settings.tcp,
     });
   }
   const first = controlPlane.flush()!;

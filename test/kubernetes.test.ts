@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from './helpers/kube-api-server.js';
@@ -40,11 +42,11 @@ async function cluster(t: Test): Promise<KubeApiServer> {
   return api;
 }
 
-async function router(t: Test, api: KubeApiServer): Promise<TestRouter> {
+async function router(t: Test, api: KubeApiServer, extraYaml = ''): Promise<TestRouter> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fairway-k8s-'));
   const kubeconfig = path.join(dir, 'kubeconfig');
   await api.writeKubeconfig(kubeconfig);
-  const r = await startTestRouter('platformDomain: example.com\napps: {}\n', {
+  const r = await startTestRouter(`platformDomain: example.com\n${extraYaml}apps: {}\n`, {
     dir,
     kubernetes: { kubeconfig, backoff: { min: 50, max: 500 }, watchdogMs: 1500 },
   });
@@ -191,4 +193,36 @@ t.test('a burst of 1000 Service events makes a handful of snapshots', async (t) 
   await snapshotWhere(r, (s) => s.apps.length === 500 && s.apps.every((a) => a.versions[0]!.endpoints.length === 1), 'all 500 apps');
   t.ok(snapshots <= 10, `${snapshots} snapshots for 1000 events`);
   t.equal(upstreamOf(await r.get('app-499.example.com')), 'v1-a');
+});
+
+t.test('the builder TCP route takes its endpoints from the deis-builder Service and carries bytes both ways', async (t) => {
+  const sockets = new Set<import('node:net').Socket>();
+  const sshd = createServer((sock) => {
+    sockets.add(sock);
+    sock.pipe(sock);
+  });
+  sshd.listen(0, '127.0.0.1');
+  await once(sshd, 'listening');
+  t.teardown(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    sshd.close(() => r());
+  }));
+  const sshPort = (sshd.address() as { port: number }).port;
+  const api = await cluster(t);
+  api.apply({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: 'deis-builder-x1', namespace: 'deis', labels: { 'kubernetes.io/service-name': 'deis-builder' } },
+    addressType: 'IPv4',
+    ports: [{ name: 'ssh', port: sshPort, protocol: 'TCP' }],
+    endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+  });
+  const r = await router(t, api, 'tcp:\n  builder:\n    listen: 127.0.0.1:0\n    service: deis/deis-builder\n    servicePort: ssh\n');
+  await snapshotWhere(r, (s) => s.settings.tcp[0]?.endpoints[0]?.port === sshPort, 'the builder endpoints');
+  const client = connect(r.router.tcpAddresses.get('builder')!.port, '127.0.0.1');
+  client.write('git-upload-pack');
+  const [echo] = (await once(client, 'data')) as [Buffer];
+  t.equal(echo.toString(), 'git-upload-pack');
+  client.end();
+  await once(client, 'close');
 });

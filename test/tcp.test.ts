@@ -91,3 +91,18 @@ t.test('endpoint changes apply to new connections; idle connections are closed a
   await once(idle, 'close');
   t.ok(Date.now() - started >= 250, 'closed once idle for the idleTimeout');
 });
+
+t.test('a client that resets mid-session releases both sides', async (t) => {
+  const a = await echoServer('a');
+  const r = await router(builder([a.address]));
+  const port = r.router.tcpAddresses.get('builder')!.port;
+  const s = connect(port, '127.0.0.1');
+  s.write('hello');
+  await once(s, 'data');
+  s.resetAndDestroy();
+  const active = async () => Number(/fairway_tcp_connections_active\{route="builder"\} (\d+)/.exec((await r.adminGet('/metrics')).body)![1]);
+  for (let i = 0; i < 100 && (await active()) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(await active(), 0);
+  const serverSide = await new Promise<number>((resolve) => a.server.getConnections((_e, n) => resolve(n)));
+  t.equal(serverSide, 0, 'the upstream connection is closed too');
+});

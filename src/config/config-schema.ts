@@ -169,6 +169,11 @@ export const configSchema = z.strictObject({
         endpoints: z.array(endpoint, { error: 'must be a list of host:port strings' }).default([]),
         connectTimeout: duration('10s'),
         idleTimeout: duration('20m'),
+        service: z
+          .string({ error: 'must be namespace/name of a Kubernetes Service' })
+          .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, { error: 'must be namespace/name of a Kubernetes Service' })
+          .optional(),
+        servicePort: z.union([z.string(), z.number()], { error: 'must be a port name or number' }).optional(),
       }),
       { error: 'must be a map of route name to { listen, endpoints, connectTimeout, idleTimeout }' },
     )

@@ -163,6 +163,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         endpoints: r.endpoints.map((e) => parseHostPort(e) as EndpointSpec),
         connectTimeout: r.connectTimeout,
         idleTimeout: r.idleTimeout,
+        service: r.service,
+        servicePort: r.servicePort === undefined ? undefined : String(r.servicePort),
       })),
       tls: {
         storage: path.resolve(dir, cfg.tls.storage),

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FairwayError } from '../errors.js';
-import type { AppError, AppSpec, ProviderState, RouterSettings, Snapshot, SourceProblem } from '../model.js';
+import type { AppError, AppSpec, EndpointSpec, ProviderState, RouterSettings, Snapshot, SourceProblem } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProviderSink } from '../providers/provider.js';
@@ -182,6 +182,12 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     let settings: RouterSettings | undefined;
     for (const state of this.#states.values()) settings ??= state.settings;
     if (!settings) return;
+    // TCP routes fed by a provider (the builder Service's endpoints in Kubernetes mode).
+    const fed = new Map<string, readonly EndpointSpec[]>();
+    for (const state of this.#states.values()) for (const [route, eps] of Object.entries(state.tcpEndpoints ?? {})) fed.set(route, eps);
+    if (fed.size > 0) {
+      settings = { ...settings, tcp: settings.tcp.map((r) => (fed.has(r.name) ? { ...r, endpoints: fed.get(r.name)! } : r)) };
+    }
 
     const errors: AppError[] = [];
     const stale: string[] = [];

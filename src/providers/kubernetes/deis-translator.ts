@@ -236,3 +236,24 @@ function endpointsOf(service: KService, slices: readonly KEndpointSlice[], repor
   }
   return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.port - b.port));
 }
+
+/**
+ * Ready endpoints of the EndpointSlices of Service `namespace/name` on `port` (a port
+ * name or number as the Service names it; default: the slices' first port). For TCP
+ * routes such as the builder; the Service itself need not be routable.
+ */
+export function serviceEndpoints(slices: readonly KEndpointSlice[], service: string, port: string | undefined): EndpointSpec[] {
+  const [namespace, name] = service.split('/');
+  const out: EndpointSpec[] = [];
+  for (const slice of slices) {
+    if (slice.metadata?.namespace !== namespace || slice.metadata?.labels?.['kubernetes.io/service-name'] !== name) continue;
+    const ports = slice.ports ?? [];
+    const sp = port === undefined ? ports[0] : ports.find((p) => p.name === port || String(p.port) === port);
+    if (!sp?.port) continue;
+    for (const e of slice.endpoints ?? []) {
+      if (e.conditions?.ready === false || e.conditions?.terminating === true) continue;
+      for (const address of e.addresses ?? []) out.push({ host: address, port: sp.port });
+    }
+  }
+  return out.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : a.port - b.port));
+}

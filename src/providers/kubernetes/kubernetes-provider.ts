@@ -32,15 +32,17 @@ import {
   type V1Service,
 } from '@kubernetes/client-node';
 import { FairwayError } from '../../errors.js';
-import type { AppSpec } from '../../model.js';
+import type { AppSpec, EndpointSpec, TcpRoute } from '../../model.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Provider, ProviderSink } from '../provider.js';
-import { A, ROUTABLE_LABEL, translate, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
+import { A, ROUTABLE_LABEL, serviceEndpoints, translate, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
 
 export interface KubernetesProviderOptions {
   readonly kubeConfig: KubeConfig;
   /** The router's platform domain (owned by the file config; may change on reload). */
   readonly platformDomain: () => string | undefined;
+  /** TCP routes of the file config that name a Service to take their endpoints from. */
+  readonly tcpRoutes?: () => readonly TcpRoute[];
   readonly logger: Logger;
   /** Quiet time before recomputing after an event, ms (default 50). */
   readonly coalesceMs?: number;
@@ -130,10 +132,15 @@ export class KubernetesProvider implements Provider {
     const sink = this.#sink;
     if (!sink || !this.synced) return;
     const services = this.#services.list() as unknown as KService[];
-    const { apps, problems } = translate({ services, slices: this.#slices.list() as unknown as KEndpointSlice[], platformDomain: this.#o.platformDomain() });
+    const slices = this.#slices.list() as unknown as KEndpointSlice[];
+    const { apps, problems } = translate({ services, slices, platformDomain: this.#o.platformDomain() });
     this.#owners = ownersOf(services, apps);
     this.#report(problems);
-    sink.update({ apps, problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })) });
+    const tcpEndpoints: Record<string, EndpointSpec[]> = {};
+    for (const route of this.#o.tcpRoutes?.() ?? []) {
+      if (route.service) tcpEndpoints[route.name] = serviceEndpoints(slices, route.service, route.servicePort);
+    }
+    sink.update({ apps, tcpEndpoints, problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })) });
   }
 
   /** Logs each problem once while it lasts. */
@@ -227,9 +234,17 @@ export class ResilientWatch<T extends KubernetesObject> {
     const listFn = async () => {
       const result = await this.#o.list();
       listed = true;
+      // The informer fills its cache from the list right after this resolves; once that
+      // is done (next turn), its cache is the truth, even for an empty list (no events).
+      setImmediate(() => {
+        if (informer !== this.#informer || this.#serving === informer) return;
+        this.#feedWatchdog();
+        this.#promote(informer);
+        this.#o.onChange();
+      });
       return result;
     };
-    const informer = new ListWatch<T>(this.#o.path, new Watch(this.#o.kubeConfig), listFn, false, this.#o.labelSelector);
+    const informer: ListWatch<T> = new ListWatch<T>(this.#o.path, new Watch(this.#o.kubeConfig), listFn, false, this.#o.labelSelector);
     this.#informer = informer;
     const event = () => {
       if (informer !== this.#informer) return;

@@ -8,6 +8,7 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlane } from '../../control/control-plane.js';
+import type { TcpRoute } from '../../model.js';
 import type { Logger } from '../../observability/logger.js';
 import { KubernetesProvider } from './kubernetes-provider.js';
 
@@ -18,6 +19,7 @@ export interface StartKubernetesOptions {
   readonly controlPlane: ControlPlane;
   readonly logger: Logger;
   readonly platformDomain: () => string | undefined;
+  readonly tcpRoutes: () => readonly TcpRoute[];
 }
 
 export async function startKubernetesProvider(options: StartKubernetesOptions): Promise<KubernetesProvider> {
@@ -27,6 +29,7 @@ export async function startKubernetesProvider(options: StartKubernetesOptions): 
   const provider = new KubernetesProvider({
     kubeConfig,
     platformDomain: options.platformDomain,
+    tcpRoutes: options.tcpRoutes,
     logger: options.logger,
     backoff: options.backoff,
     watchdogMs: options.watchdogMs,
