@@ -66,6 +66,8 @@ export interface TranslateInput {
 export interface Translation {
   readonly apps: AppSpec[];
   readonly problems: ServiceProblem[];
+  /** app → version → the Service that defines it (to write weights back). */
+  readonly owners: Map<string, Map<string, { namespace: string; name: string }>>;
 }
 
 const DOMAIN = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
@@ -172,7 +174,9 @@ export function translate(input: TranslateInput): Translation {
 
   const owner = new Map<string, string>();
   const apps: AppSpec[] = [];
+  const owners: Translation['owners'] = new Map();
   for (const g of ordered) {
+    owners.set(g.name, new Map(g.versions.map((v) => [v.spec.name, { namespace: v.namespace, name: v.serviceName }])));
     const domains: string[] = [];
     for (const v of g.versions) {
       for (const d of v.domains) {
@@ -196,7 +200,7 @@ export function translate(input: TranslateInput): Translation {
     });
   }
   apps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { apps, problems };
+  return { apps, problems, owners };
 }
 
 /** The routed port's ready endpoints, or the ExternalName. */

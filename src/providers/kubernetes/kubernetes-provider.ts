@@ -133,8 +133,8 @@ export class KubernetesProvider implements Provider {
     if (!sink || !this.synced) return;
     const services = this.#services.list() as unknown as KService[];
     const slices = this.#slices.list() as unknown as KEndpointSlice[];
-    const { apps, problems } = translate({ services, slices, platformDomain: this.#o.platformDomain() });
-    this.#owners = ownersOf(services, apps);
+    const { apps, problems, owners } = translate({ services, slices, platformDomain: this.#o.platformDomain() });
+    this.#owners = owners;
     this.#report(problems);
     const tcpEndpoints: Record<string, EndpointSpec[]> = {};
     for (const route of this.#o.tcpRoutes?.() ?? []) {
@@ -153,26 +153,6 @@ export class KubernetesProvider implements Provider {
     }
     this.#reported = now;
   }
-}
-
-/** Which Service defines each version of each app (the translator's own naming rules, re-applied). */
-function ownersOf(services: readonly KService[], apps: readonly AppSpec[]): Map<string, Map<string, { namespace: string; name: string }>> {
-  const out = new Map<string, Map<string, { namespace: string; name: string }>>();
-  for (const app of apps) {
-    const versions = new Map<string, { namespace: string; name: string }>();
-    for (const svc of services) {
-      const meta = svc.metadata ?? {};
-      const ann = meta.annotations ?? {};
-      const appName = ann[A.app] ?? meta.labels?.[A.app] ?? meta.labels?.app ?? meta.name;
-      const version = ann[A.version] ?? meta.labels?.[A.version] ?? meta.name;
-      const ns = meta.namespace ?? 'default';
-      if ((app.name === appName || app.name === `${ns}.${appName}`) && version && app.versions.some((v) => v.name === version)) {
-        versions.set(version, { namespace: ns, name: meta.name! });
-      }
-    }
-    out.set(app.name, versions);
-  }
-  return out;
 }
 
 interface ResilientWatchOptions<T extends KubernetesObject> {
