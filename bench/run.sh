@@ -517,27 +517,34 @@ write_meta() {
 }
 
 # --- after the reps: Fairway's weighted split, profile, the table ---
+# Logs the weighted split a Fairway served (from its admin /metrics) and, with
+# BENCH_PROFILE=1, stops it so its CPU profile is written and prints the top TOP functions.
+fairway_split_and_profile() {
+  local name=$1 admin=$2 top=$3 split pidvar prof
+  split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$admin/metrics" || echo unavailable)
+  log "$name weighted split (admin /metrics): $split"
+  pidvar="PID_${name//-/_}"
+  [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || return 0
+  # The profile is written when Fairway exits: stop it now, gracefully.
+  kill -TERM "${!pidvar}" 2>/dev/null || true
+  wait "${!pidvar}" 2>/dev/null || true
+  prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
+  if [ -n "$prof" ]; then
+    # The request count (from the split line) turns shares into µs per request.
+    node "$BENCH_DIR/lib/profile-top.mjs" "$prof" "$top" "$(sed -n 's/.*(\([0-9]*\) requests).*/\1/p' <<<"$split")" |
+      tee "$RESULTS/profile-top-$name.txt" >&2
+  else
+    log "no CPU profile was written for $name"
+  fi
+}
+
 report() {
-  local name pidvar prof admin split
+  local name admin
   for name in fairway fairway-nolog; do
     [[ " ${MEASURED[*]} " == *" $name "* ]] || continue
     admin=$FAIRWAY_ADMIN_PORT
     [ "$name" = fairway ] || admin=$FAIRWAY_NOLOG_ADMIN_PORT
-    split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$admin/metrics" || echo unavailable)
-    log "$name weighted split (admin /metrics): $split"
-    pidvar="PID_${name//-/_}"
-    [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || continue
-    # The profile is written when Fairway exits: stop it now, gracefully.
-    kill -TERM "${!pidvar}" 2>/dev/null || true
-    wait "${!pidvar}" 2>/dev/null || true
-    prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
-    if [ -n "$prof" ]; then
-      # The request count (from the split line) turns shares into µs per request.
-      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 25 "$(sed -n 's/.*(\([0-9]*\) requests).*/\1/p' <<<"$split")" |
-        tee "$RESULTS/profile-top-$name.txt" >&2
-    else
-      log "no CPU profile was written for $name"
-    fi
+    fairway_split_and_profile "$name" "$admin" 25
   done
   write_meta
   echo

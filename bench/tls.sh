@@ -409,7 +409,7 @@ tls_write_meta() {
 }
 
 tls_report() {
-  local name pidvar admin split prof
+  local name admin
   # nginx writes its buffered session log when it stops; stop it gracefully now.
   if [ -n "${PID_nginx_tls:-}" ]; then
     kill -QUIT "$PID_nginx_tls" 2>/dev/null || true
@@ -418,21 +418,7 @@ tls_report() {
   for name in fairway fairway-nolog; do
     [[ " ${TLS_MEASURED[*]} " == *" $name "* ]] || continue
     admin=$(fairway_admin_of "$name")
-    split=$(node "$BENCH_DIR/lib/probe.mjs" split "http://127.0.0.1:$admin/metrics" || echo unavailable)
-    log "$name weighted split (admin /metrics): $split"
-    pidvar="PID_${name//-/_}"
-    [ "$PROFILE" = 1 ] && [ -n "${!pidvar:-}" ] || continue
-    # The profile is written when Fairway exits: stop it now, gracefully.
-    kill -TERM "${!pidvar}" 2>/dev/null || true
-    wait "${!pidvar}" 2>/dev/null || true
-    prof=$(ls -t "$RESULTS/profile-$name"/*.cpuprofile 2>/dev/null | head -n 1 || true)
-    if [ -n "$prof" ]; then
-      # Requests served (warm-ups included) turn shares into µs per request.
-      node "$BENCH_DIR/lib/profile-top.mjs" "$prof" 30 "$(sed -n 's/.*(\([0-9]*\) requests).*/\1/p' <<<"$split")" |
-        tee "$RESULTS/profile-top-$name.txt" >&2
-    else
-      log "no CPU profile was written for $name"
-    fi
+    fairway_split_and_profile "$name" "$admin" 30
   done
   tls_write_meta
   echo
