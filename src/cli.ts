@@ -18,6 +18,8 @@ const adminRequest = async (...args: Parameters<typeof import('./cli/admin-clien
   (await import('./cli/admin-client.js')).adminRequest(...args);
 const runServer = async (...args: Parameters<typeof import('./cli/run-server.js').runServer>) =>
   (await import('./cli/run-server.js')).runServer(...args);
+const doctor = async (...args: Parameters<typeof import('./cli/doctor.js').doctorCommand>) =>
+  (await import('./cli/doctor.js')).doctorCommand(...args);
 
 const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 
@@ -61,8 +63,9 @@ export function buildProgram(): Command {
     .option('--log-level <level>', "log level, overriding the file's log.level")
     .option('--kubernetes', 'also route the routable Services of the Kubernetes cluster (in-cluster credentials unless --kubeconfig)')
     .option('--kubeconfig <file>', 'kubeconfig for --kubernetes (implies --kubernetes)')
-    .action(async (opts: { config: string; logLevel?: string; kubernetes?: boolean; kubeconfig?: string }) => {
-      const kubernetes = opts.kubernetes || opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : undefined;
+    .addOption(new Option('--namespace <ns>', "the router's namespace in Kubernetes mode (platform certificate, builder, ACME Secrets) [default: $POD_NAMESPACE, the service account's, the kubeconfig context's, else deis]").env('POD_NAMESPACE'))
+    .action(async (opts: { config: string; logLevel?: string; kubernetes?: boolean; kubeconfig?: string; namespace?: string }) => {
+      const kubernetes = opts.kubernetes || opts.kubeconfig ? { kubeconfig: opts.kubeconfig, namespace: opts.namespace } : undefined;
       await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false, kubernetes }).catch(fail);
     });
 
@@ -159,6 +162,22 @@ export function buildProgram(): Command {
           process.stderr.write(`fairway: renewal of ${host} failed: ${row.lastError.message} [${row.lastError.code}]\n`);
           process.exit(EXIT.failed);
         }
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('doctor')
+    .description('check the installation: config, Kubernetes API and RBAC, and a running router (endpoints, certificates, host conflicts); exit 1 if a check failed')
+    .option('--kubeconfig <file>', 'kubeconfig (default: the in-cluster service account)')
+    .addOption(new Option('--namespace <ns>', "the router's namespace (Leases, ACME Secrets)").env('POD_NAMESPACE').default('deis'))
+    .option('-c, --config <file>', 'config file of the router', DEFAULT_CONFIG)
+    .addOption(new Option('--admin <url>', "admin API of a running router [default: the config's listen.admin]").env('FAIRWAY_ADMIN'))
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { kubeconfig?: string; namespace: string; config: string; admin?: string; json?: boolean }) => {
+      try {
+        process.exit(await doctor({ kubeconfig: opts.kubeconfig, namespace: opts.namespace, configFile: opts.config, admin: opts.admin, json: opts.json }));
       } catch (err) {
         fail(err);
       }

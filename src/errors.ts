@@ -27,6 +27,8 @@ export const errorCatalogue = {
   FW_NOT_READY: { status: 503, summary: 'No snapshot is live yet.' },
   FW_NO_ROUTE: { status: 404, summary: 'No app serves the requested host.' },
   FW_NO_ENDPOINTS: { status: 503, summary: 'The app has no version with weight > 0 and ready endpoints.' },
+  FW_CLIENT_FORBIDDEN: { status: 403, summary: 'The app only admits clients on its allow list, and this client is not on it.' },
+  FW_APP_MAINTENANCE: { status: 503, summary: 'The app is down for maintenance; please try again later.' },
   FW_UPSTREAM_REFUSED: { status: 502, summary: 'Every endpoint tried refused the connection.' },
   FW_UPSTREAM_FAILED: { status: 502, summary: 'The upstream failed or sent a malformed response.' },
   FW_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not connect, answer or send data in time.' },

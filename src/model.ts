@@ -29,6 +29,23 @@ export interface CertificateFiles {
   readonly app?: string;
 }
 
+/** A certificate chain and its key held in memory, e.g. read from a Kubernetes Secret. */
+export interface CertificatePem {
+  /** Leaf first, then intermediates. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** Where it came from, for logs and the API, e.g. `secret web/example-com-cert`. */
+  readonly origin: string;
+  /**
+   * `platform`: the default certificate for unknown SNI and the names it covers, unless
+   * the file config names a `tls.platformCertificate`; `app`: serves `hosts` for `app`.
+   */
+  readonly role: 'platform' | 'app';
+  readonly app?: string;
+  /** The names it serves (a certificate that does not cover one is reported); all of its names when unset. */
+  readonly hosts?: readonly string[];
+}
+
 /** `Strict-Transport-Security` parameters. */
 export interface Hsts {
   readonly maxAge: number;
@@ -47,6 +64,30 @@ export interface AppTls {
   readonly certificates: readonly CertificateFiles[];
 }
 
+/**
+ * An app's front-door policy, applied after the host match and before a version is
+ * picked (allow list, then maintenance). The Deis `router.deis.io/whitelist`,
+ * `maintenance`, `connectTimeout` and `tcpTimeout` annotations map here.
+ */
+export interface AppPolicy {
+  /**
+   * Client addresses allowed in, each `address/prefix` (IPv4 or IPv6; a bare address is
+   * stored as /32 or /128). Empty: every client. Others get 403 `FW_CLIENT_FORBIDDEN`.
+   */
+  readonly allow: readonly string[];
+  /** Answer every request with 503 `FW_APP_MAINTENANCE` (and `Retry-After`) instead of proxying. */
+  readonly maintenance: boolean;
+  /** TCP connect to an endpoint, ms; undefined: the router-wide `timeouts.connect`. */
+  readonly connectTimeout: number | undefined;
+  /**
+   * Longest wait for the next thing read from the upstream, ms: both the response
+   * headers after the request was sent (replacing `timeouts.upstreamHeaders`) and each
+   * pause between body chunks (replacing `timeouts.upstreamIdle`) — nginx's
+   * `proxy_read_timeout`, which the Deis `tcpTimeout` set. Undefined: the router-wide two.
+   */
+  readonly readTimeout: number | undefined;
+}
+
 /** A named set of fully-qualified domains and versions. */
 export interface AppSpec {
   readonly name: string;
@@ -55,6 +96,7 @@ export interface AppSpec {
   readonly versions: readonly VersionSpec[];
   readonly loadBalancing: LoadBalancing;
   readonly tls: AppTls;
+  readonly policy: AppPolicy;
   /** Which provider produced this app (`file`, `kubernetes`). */
   readonly source: string;
 }
@@ -87,6 +129,8 @@ export interface ListenSpec {
   readonly admin: string;
   /** The HTTPS listener; none when unset. */
   readonly https: string | undefined;
+  /** The builder's TCP passthrough in Kubernetes mode (a `tcp:` route named `builder` replaces it). */
+  readonly builder: string;
 }
 
 export type KeyType = 'ecdsa' | 'rsa';
@@ -129,6 +173,13 @@ export interface TcpRoute {
   readonly servicePort: string | undefined;
 }
 
+/** A TCP route's endpoints, and timeouts that override the route's own, from a provider. */
+export interface TcpFeed {
+  readonly endpoints: readonly EndpointSpec[];
+  readonly connectTimeout?: number;
+  readonly idleTimeout?: number;
+}
+
 /** Router-wide settings, owned by the file provider. */
 export interface RouterSettings {
   readonly listen: ListenSpec;
@@ -138,6 +189,29 @@ export interface RouterSettings {
   readonly accessLog: boolean;
   readonly tls: TlsSettings;
   readonly tcp: readonly TcpRoute[];
+  /** Settings the Kubernetes provider reads; absent: none. */
+  readonly kubernetes?: KubernetesSettings;
+}
+
+/**
+ * Which namespaces may claim which domains. A rule's domain `example.com` covers
+ * `example.com` and every name below it; `*.example.com` only the names below it. A
+ * claimed wildcard `*.a.example.com` is covered when `a.example.com` and all below are.
+ */
+export interface DomainRule {
+  /** Namespace names; `*` is every namespace. */
+  readonly namespaces: readonly string[];
+  /** Lower-case domains or `*.` suffixes. */
+  readonly domains: readonly string[];
+}
+
+export interface KubernetesSettings {
+  /**
+   * When set, a Service's domain is routed only if a rule names its namespace and covers
+   * the domain; others are reported and not routed. Undefined: any namespace may claim
+   * any domain (the Deis behaviour).
+   */
+  readonly domainPolicy: readonly DomainRule[] | undefined;
 }
 
 /** What one provider currently says. A provider always sends its whole state (level-triggered). */
@@ -150,8 +224,10 @@ export interface ProviderState {
    * annotation fell back to its default, a host lost to an older claim), for the admin API.
    */
   readonly problems?: readonly SourceProblem[];
-  /** Endpoints for TCP routes that name a source object (e.g. a Kubernetes Service), by route name. */
-  readonly tcpEndpoints?: Readonly<Record<string, readonly EndpointSpec[]>>;
+  /** What a source says about TCP routes that name one of its objects (e.g. a Kubernetes Service), by route name. */
+  readonly tcp?: Readonly<Record<string, TcpFeed>>;
+  /** Certificates the source holds (Kubernetes Secrets), served by the certificate manager. */
+  readonly certificates?: readonly CertificatePem[];
 }
 
 /** One problem in a provider's source, e.g. an invalid annotation on a Service. */
@@ -179,6 +255,8 @@ export interface Snapshot {
   readonly apps: readonly AppSpec[];
   /** Apps that were disabled, with why. */
   readonly errors: readonly AppError[];
+  /** In-memory certificates from every provider (see {@link CertificatePem}). */
+  readonly certificates: readonly CertificatePem[];
 }
 
 export function endpointKey(e: EndpointSpec): string {

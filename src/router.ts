@@ -25,6 +25,8 @@ import { AcmeChallenges } from './tls/acme-challenges.js';
 import { CertificateManager } from './tls/certificate-manager.js';
 import { CertificateStore } from './tls/certificate-store.js';
 import { FileStorage } from './tls/file-storage.js';
+import type { RouterSettings } from './model.js';
+import type { KubernetesProvider } from './providers/kubernetes/kubernetes-provider.js';
 
 export interface RouterOptions {
   readonly configFile: string;
@@ -43,6 +45,8 @@ export interface RouterOptions {
 export interface KubernetesOptions {
   /** A kubeconfig file; without it, the in-cluster service account is used. */
   readonly kubeconfig?: string;
+  /** The router's namespace (platform certificate, builder, ACME Secrets and Leases); see `fairway serve --help`. */
+  readonly namespace?: string;
   /** Provider tuning (tests make the watchdog and backoff short). */
   readonly backoff?: { min: number; max: number };
   readonly watchdogMs?: number;
@@ -58,6 +62,8 @@ export interface Router {
   readonly controlPlane: ControlPlane;
   readonly dataPlane: DataPlane;
   readonly provider: FileProvider;
+  /** The Kubernetes provider, in Kubernetes mode. */
+  readonly kubernetes: KubernetesProvider | undefined;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Drains and stops everything; in-flight requests get up to `timeoutMs`. */
@@ -65,7 +71,11 @@ export interface Router {
 }
 
 export async function startRouter(options: RouterOptions): Promise<Router> {
-  const config = loadConfigFile(options.configFile);
+  const loaded = loadConfigFile(options.configFile);
+  // Loaded only in Kubernetes mode: the client library is large.
+  const kube = options.kubernetes && (await import('./providers/kubernetes/start-kubernetes-provider.js')).openKubernetes(options.kubernetes);
+  const adjustSettings = kube ? kube.adjustSettings : (s: RouterSettings) => s;
+  const config = { ...loaded, settings: adjustSettings(loaded.settings) };
   const logger = createLogger({ level: options.logLevel ?? config.logLevel, destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics });
 
@@ -75,14 +85,15 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   } catch (err) {
     logger.error({ code: (err as FairwayError).code, err: (err as Error).message }, 'ignoring the weights state file');
   }
-  const controlPlane = new ControlPlane({ overrides, metrics, logger });
+  const controlPlane = new ControlPlane({ overrides, metrics, logger, adjustSettings });
   const store = new CertificateStore(randomBytes(48));
   const challenges = new AcmeChallenges();
   const dataPlane = new DataPlane({ stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges });
   const certificates = new CertificateManager({
     store,
     challenges,
-    storage: (dir) => new FileStorage(dir),
+    // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
+    storage: kube ? () => kube.storage() : (dir) => new FileStorage(dir),
     logger: logger.child({ component: 'tls' }),
     metrics,
     onDefaultChange: () => dataPlane.refreshDefaultCertificate(),
@@ -93,12 +104,20 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const tcpProxies = new Map(
     config.settings.tcp.map((route) => [route.name, new TcpProxy(route, metrics.requests.forTcp(route.name), logger.child({ component: 'tcp' }))]),
   );
+  let kubernetes: KubernetesProvider | undefined;
+  let kubernetesInputs = JSON.stringify([config.settings.platformDomain, config.settings.kubernetes?.domainPolicy]);
   controlPlane.on('snapshot', (snapshot) => {
     dataPlane.apply(snapshot);
     for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route);
     if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
     logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
     const now = snapshot.settings;
+    // The Kubernetes model depends on these router-wide settings: translate again when they change.
+    const translatedWith = JSON.stringify([now.platformDomain, now.kubernetes?.domainPolicy]);
+    if (translatedWith !== kubernetesInputs) {
+      kubernetesInputs = translatedWith;
+      kubernetes?.refresh();
+    }
     const tcpListen = (s: typeof now) => JSON.stringify(s.tcp.map((r) => [r.name, r.listen]));
     if (now.listen.http !== listen.http || now.listen.admin !== listen.admin || now.listen.https !== listen.https || now.limits.maxHeaderSize !== config.settings.limits.maxHeaderSize || tcpListen(now) !== tcpListen(config.settings)) {
       logger.warn('listen addresses (tcp routes included) and limits.maxHeaderSize take effect at the next restart');
@@ -108,16 +127,14 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const provider = new FileProvider(options.configFile, { initial: config, logger });
   await provider.start(controlPlane.sinkFor(provider.name));
   controlPlane.flush();
-  let kubernetes: { synced: boolean; stop(): Promise<void> } | undefined;
-  if (options.kubernetes) {
-    // Loaded only in Kubernetes mode: the client library is large.
-    const { startKubernetesProvider } = await import('./providers/kubernetes/start-kubernetes-provider.js');
-    kubernetes = await startKubernetesProvider({
-      ...options.kubernetes,
+  if (kube) {
+    kubernetes = await kube.start({
       controlPlane,
       logger: logger.child({ component: 'kubernetes' }),
       platformDomain: () => controlPlane.snapshot?.settings.platformDomain ?? config.settings.platformDomain,
+      domainPolicy: () => (controlPlane.snapshot?.settings ?? config.settings).kubernetes?.domainPolicy,
       tcpRoutes: () => controlPlane.snapshot?.settings.tcp ?? config.settings.tcp,
+      onStorageChange: () => certificates.refreshStored(),
     });
   }
   const first = controlPlane.flush()!;
@@ -157,6 +174,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     controlPlane,
     dataPlane,
     provider,
+    kubernetes,
     metrics,
     logger,
     close(timeoutMs = 10_000) {

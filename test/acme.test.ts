@@ -9,6 +9,7 @@ import { startUpstream } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter } from './helpers/test-router.js';
 import { hello } from './helpers/tls-client.js';
 import { runCli } from './helpers/router-process.js';
+import { startKubeApiServer } from './helpers/kube-api-server.js';
 
 const echo = await startUpstream('echo');
 t.teardown(() => echo.close());
@@ -35,6 +36,7 @@ listen:
   http: 127.0.0.1:${o.listen === 'any' ? 0 : httpPort}
   https: 127.0.0.1:${o.listen === 'any' ? 0 : httpsPort}
   admin: 127.0.0.1:0
+  builder: 127.0.0.1:0
 tls:
   storage: ${s.storage}
   acme:
@@ -214,4 +216,49 @@ t.test('two routers sharing one storage order each certificate once', async (t) 
     t.equal(fromA.cert.serialNumber, fromB.cert.serialNumber, `${host}: both serve the same certificate`);
     t.match(new X509Certificate(fromA.cert.raw).issuer, /Pebble Intermediate/);
   }
+});
+
+t.test('Kubernetes mode: two replicas keep ACME data in Secrets, order each certificate once under a Lease, and install each other\'s renewals from the watch', async (t) => {
+  const s = await pebbleFor(t);
+  const api = await startKubeApiServer({ namespaces: ['default', 'deis', 'shop'] });
+  t.teardown(() => api.close());
+  const kubeconfig = path.join(s.dir, 'kubeconfig');
+  await api.writeKubeconfig(kubeconfig);
+  const domains = ['one.example.test', 'two.example.test'];
+  api.apply({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: 'shop', labels: { 'router.deis.io/routable': 'true' }, annotations: { 'router.deis.io/domains': domains.join(',') } },
+    spec: { ports: [{ name: 'http', port: 80 }] },
+  });
+  const yaml = (listen: 'pebble' | 'any') => config(s, { domains: [], listen }).replace(/apps:[\s\S]*$/, 'apps: {}\n');
+  const start = async (listen: 'pebble' | 'any') => {
+    const r = await startTestRouter(yaml(listen), { dir: s.dir, acmePollMs: FAST, kubernetes: { kubeconfig, namespace: 'deis', backoff: { min: 50, max: 500 } } });
+    t.teardown(() => r.close());
+    return r;
+  };
+  const [a, b] = await Promise.all([start('pebble'), start('any')]);
+  const hosts = async (r: TestRouter) => (await rows(r)).filter((x) => domains.includes(x.host) && x.source === 'acme').length;
+  await until('both replicas serve both certificates', async () => (await hosts(a)) === 2 && (await hosts(b)) === 2);
+  const orders = async (r: TestRouter, result: string) => Number(new RegExp(`fairway_acme_orders_total\\{result="${result}"\\} (\\d+)`).exec((await r.adminGet('/metrics')).body)?.[1] ?? 0);
+  t.equal((await orders(a, 'issued')) + (await orders(b, 'issued')), 2, 'two hosts, two orders in all');
+  for (const host of domains) {
+    const fromA = await hello(a.router.httpsAddress!.port, { servername: host });
+    const fromB = await hello(b.router.httpsAddress!.port, { servername: host });
+    t.equal(fromA.cert.serialNumber, fromB.cert.serialNumber, `${host}: both serve the same certificate`);
+  }
+  const secrets = api.list('Secret', 'deis').filter((x) => x.metadata?.labels?.['fairway.io/storage'] === 'fairway');
+  t.ok(secrets.some((x) => x.metadata?.annotations?.['fairway.io/key'] === 'certificates/one.example.test/cert.pem'), 'certificates are Secrets in the router namespace');
+  t.ok(api.requests.some((q) => q.method === 'POST' && q.path === '/apis/coordination.k8s.io/v1/namespaces/deis/leases'), 'orders took Leases in the router namespace');
+  t.same(api.list('Lease', 'deis'), [], 'and released them');
+
+  // A renewal by one replica reaches the other through its Secret watch, with no order of its own.
+  const before = (await hello(b.router.httpsAddress!.port, { servername: 'one.example.test' })).cert.serialNumber;
+  const issuedBefore = (await orders(a, 'issued')) + (await orders(b, 'issued'));
+  const renewed = (await a.router.certificates.renew('one.example.test')) as { notBefore?: string };
+  t.ok(renewed.notBefore);
+  const after = (await hello(a.router.httpsAddress!.port, { servername: 'one.example.test' })).cert.serialNumber;
+  t.not(after, before, 'replica A renewed');
+  await until('replica B serves the renewed certificate', async () => (await hello(b.router.httpsAddress!.port, { servername: 'one.example.test' })).cert.serialNumber === after);
+  t.equal((await orders(a, 'issued')) + (await orders(b, 'issued')), issuedBefore + 1, 'one order for the renewal');
 });

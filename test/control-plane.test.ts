@@ -19,7 +19,7 @@ apps:
 `, 'cp.yaml');
 
 function app(name: string, domains: string[], source = 'other'): AppSpec {
-  return { name, domains, source, loadBalancing: 'round-robin', tls: { sslEnforce: false, hsts: undefined, acme: true, certificates: [] }, versions: [{ name: 'v1', weight: 1, endpoints: [{ host: '127.0.0.1', port: 4000 }] }] };
+  return { name, domains, source, loadBalancing: 'round-robin', tls: { sslEnforce: false, hsts: undefined, acme: true, certificates: [] }, policy: { allow: [], maintenance: false, connectTimeout: undefined, readTimeout: undefined }, versions: [{ name: 'v1', weight: 1, endpoints: [{ host: '127.0.0.1', port: 4000 }] }] };
 }
 
 function controlPlane() {

@@ -99,3 +99,110 @@ t.test('the same app name in two namespaces becomes <namespace>.<app>', async (t
 t.test('ssl.enforce "true" turns on the HTTPS redirect for the app', async (t) => {
   t.equal(run([service('web', { annotations: { 'router.deis.io/ssl.enforce': 'true' } })]).apps[0]!.tls.sslEnforce, true);
 });
+
+const policyOf = (annotations: Record<string, string>) => {
+  const { apps, problems } = run([service('web', { annotations })]);
+  return { policy: apps[0]!.policy, problems: problems.map((p) => `${p.field}: ${p.message}`) };
+};
+
+t.test('a Service without policy annotations admits everyone, is not in maintenance and uses the router-wide timeouts', async (t) => {
+  t.same(policyOf({}), { policy: { allow: [], maintenance: false, connectTimeout: undefined, readTimeout: undefined }, problems: [] });
+});
+
+t.test('router.deis.io/whitelist: comma-separated IPv4/IPv6 addresses and CIDRs become the allow list, as address/prefix', async (t) => {
+  const { policy, problems } = policyOf({ 'router.deis.io/whitelist': '10.0.0.0/8, 192.168.1.7 ,2001:DB8::/32,::1,10.0.0.0/8' });
+  t.same(policy.allow, ['10.0.0.0/8', '192.168.1.7/32', '2001:db8::/32', '::1/128'], 'canonical, deduplicated');
+  t.same(problems, []);
+});
+
+t.test('an invalid whitelist entry is reported and dropped; the valid entries still restrict the app', async (t) => {
+  const { policy, problems } = policyOf({ 'router.deis.io/whitelist': '10.0.0.0/8,10.0.0.0/33,not-an-ip,fe80::1%eth0' });
+  t.same(policy.allow, ['10.0.0.0/8']);
+  t.same(problems, [
+    'router.deis.io/whitelist: "10.0.0.0/33" is not an IP address or CIDR; ignored',
+    'router.deis.io/whitelist: "not-an-ip" is not an IP address or CIDR; ignored',
+    'router.deis.io/whitelist: "fe80::1%eth0" is not an IP address or CIDR; ignored',
+  ]);
+});
+
+t.test('router.deis.io/maintenance: "true" or "false" in any case; anything else is reported and means false', async (t) => {
+  for (const v of ['true', 'True', 'TRUE', ' true ']) t.equal(policyOf({ 'router.deis.io/maintenance': v }).policy.maintenance, true, JSON.stringify(v));
+  t.same(policyOf({ 'router.deis.io/maintenance': 'False' }), { policy: { allow: [], maintenance: false, connectTimeout: undefined, readTimeout: undefined }, problems: [] });
+  t.same(policyOf({ 'router.deis.io/maintenance': 'yes' }).problems, ['router.deis.io/maintenance: "yes" must be "true" or "false"; using false']);
+  t.equal(policyOf({ 'router.deis.io/maintenance': 'yes' }).policy.maintenance, false);
+});
+
+t.test('router.deis.io/connectTimeout and tcpTimeout take nginx times (bare number = seconds) and become the connect and read timeouts', async (t) => {
+  const cases: [string, number][] = [['30s', 30_000], ['45', 45_000], ['500ms', 500], ['5m', 300_000], ['1h', 3_600_000], ['2d', 172_800_000], ['1w', 604_800_000], ['1M', 2_592_000_000], ['1y', 31_536_000_000]];
+  for (const [v, ms] of cases) {
+    const { policy, problems } = policyOf({ 'router.deis.io/connectTimeout': v, 'router.deis.io/tcpTimeout': v });
+    t.same([policy.connectTimeout, policy.readTimeout, problems], [ms, ms, []], v);
+  }
+});
+
+t.test('an invalid timeout is reported and falls back to the router-wide timeouts', async (t) => {
+  for (const v of ['0', '-5s', '1.5s', '30 s', '30S', '5min', '']) {
+    const { policy, problems } = policyOf({ 'router.deis.io/connectTimeout': v, 'router.deis.io/tcpTimeout': v });
+    t.same([policy.connectTimeout, policy.readTimeout], [undefined, undefined], JSON.stringify(v));
+    t.same(problems, [
+      `router.deis.io/connectTimeout: "${v}" must be an nginx time like 30s, 5m or 1h (a bare number is seconds); using the router-wide timeouts.connect`,
+      `router.deis.io/tcpTimeout: "${v}" must be an nginx time like 30s, 5m or 1h (a bare number is seconds); using the router-wide timeouts.upstreamHeaders and upstreamIdle`,
+    ]);
+  }
+});
+
+t.test('an app\'s policy merges its versions: allow lists unioned, maintenance if any version, the longest timeouts set', async (t) => {
+  const version = (name: string, annotations: Record<string, string>) =>
+    service(name, { ns: 'web', annotations: { 'router.deis.io/app': 'web', 'router.deis.io/version': name, ...annotations } });
+  const { apps, problems } = run([
+    version('v1', { 'router.deis.io/whitelist': '10.0.0.0/8', 'router.deis.io/connectTimeout': '5s', 'router.deis.io/tcpTimeout': '10m' }),
+    version('v2', { 'router.deis.io/whitelist': '192.168.0.0/16,10.0.0.0/8', 'router.deis.io/maintenance': 'true', 'router.deis.io/connectTimeout': '20s' }),
+    version('v3', {}),
+  ]);
+  t.same(problems, []);
+  t.same(apps[0]!.policy, { allow: ['10.0.0.0/8', '192.168.0.0/16'], maintenance: true, connectTimeout: 20_000, readTimeout: 600_000 },
+    'a version without a whitelist opens nothing; a version without a timeout does not lower it');
+});
+
+t.test('ssl.enforce accepts "True" as the Deis router did', async (t) => {
+  t.equal(run([service('web', { annotations: { 'router.deis.io/ssl.enforce': 'True' } })]).apps[0]!.tls.sslEnforce, true);
+});
+
+t.test('domain policy: a domain is routed only when a rule names the Service\'s namespace and covers the domain', async (t) => {
+  const domainPolicy = [
+    { namespaces: ['shop'], domains: ['shop.example.org', '*.apps.example.net'] },
+    { namespaces: ['*'], domains: ['example.com'] },
+  ];
+  const { apps, problems } = translate({
+    platformDomain: 'example.com',
+    domainPolicy,
+    slices: [],
+    services: [
+      service('shop', { annotations: { 'router.deis.io/domains': 'shop.example.org,www.shop.example.org,a.apps.example.net,apps.example.net,*.x.apps.example.net,shop' } }),
+      service('blog', { annotations: { 'router.deis.io/domains': 'shop.example.org,blog.example.com,example.com,*.example.com,blog.example.org' } }),
+    ],
+  });
+  t.same(apps.find((a) => a.name === 'shop')!.domains, ['shop.example.org', 'www.shop.example.org', 'a.apps.example.net', '*.x.apps.example.net', 'shop.example.com'],
+    'a rule domain covers itself and every name below; *.domain only the names below; bare names are checked expanded');
+  t.same(apps.find((a) => a.name === 'blog')!.domains, ['blog.example.com', 'example.com', '*.example.com'], 'a * rule applies to every namespace');
+  t.same(problems.map((p) => `${p.namespace}/${p.service} ${p.field}: ${p.message}`), [
+    'shop/shop router.deis.io/domains: namespace "shop" may not route "apps.example.net" (kubernetes.domainPolicy); not routed',
+    'blog/blog router.deis.io/domains: namespace "blog" may not route "shop.example.org" (kubernetes.domainPolicy); not routed',
+    'blog/blog router.deis.io/domains: namespace "blog" may not route "blog.example.org" (kubernetes.domainPolicy); not routed',
+  ]);
+});
+
+t.test('domain policy: a refused claim takes no host from the namespace allowed to have it, even from an older Service', async (t) => {
+  const squatter = service('squat', { created: '2020-01-01T00:00:00Z', annotations: { 'router.deis.io/domains': 'pay.example.org' } });
+  const owner = service('pay', { created: '2026-01-01T00:00:00Z', annotations: { 'router.deis.io/domains': 'pay.example.org' } });
+  const { apps, problems } = translate({ services: [squatter, owner], slices: [], platformDomain: undefined, domainPolicy: [{ namespaces: ['pay'], domains: ['pay.example.org'] }] });
+  t.same(apps.find((a) => a.name === 'pay')!.domains, ['pay.example.org']);
+  t.same(apps.find((a) => a.name === 'squat')!.domains, []);
+  t.same(problems.map((p) => `${p.namespace}: ${p.message}`), ['squat: namespace "squat" may not route "pay.example.org" (kubernetes.domainPolicy); not routed']);
+});
+
+t.test('without a domain policy any namespace may claim any domain (the Deis behaviour); an empty policy allows none', async (t) => {
+  const svc = service('any', { annotations: { 'router.deis.io/domains': 'anything.example.org' } });
+  t.same(translate({ services: [svc], slices: [], platformDomain: undefined }).apps[0]!.domains, ['anything.example.org']);
+  t.same(translate({ services: [svc], slices: [], platformDomain: undefined, domainPolicy: [] }).apps[0]!.domains, []);
+});

@@ -2,6 +2,13 @@ import t from 'tap';
 import { Agent, request } from 'undici';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 import { startTestRouter } from './helpers/test-router.js';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { startRouter } from '../src/router.js';
+import type { Snapshot } from '../src/model.js';
 
 const config = (v1: number, v2: number, v2Endpoint: string, a: TestUpstream) => `
 apps:
@@ -86,7 +93,7 @@ t.test('an invalid change is refused, reported, and the last good config keeps s
   for (let i = 0; i < 5; i++) t.equal((await r.get('web.test')).json().upstream, 'a', 'still routed by the last good config');
 
   const status = (await r.adminGet('/v1/config')).json();
-  t.match(status.providers, [{ provider: 'file', ok: false, error: { code: 'FW_CONFIG_INVALID', message: /fairway\.yaml:10:21: apps\.web\.versions\.v2\.weight/ } }]);
+  t.match(status.providers, [{ provider: 'file', ok: false, error: { code: 'FW_CONFIG_INVALID', message: /fairway\.yaml:11:21: apps\.web\.versions\.v2\.weight/ } }]);
   const metrics = (await r.adminGet('/metrics')).body;
   t.match(metrics, /fairway_config_reloads_total\{provider="file",result="failure"\} 1/);
   t.match(metrics, /fairway_config_last_reload_successful\{provider="file"\} 0/);
@@ -98,4 +105,32 @@ t.test('an invalid change is refused, reported, and the last good config keeps s
   t.ok(fixed.generation > generation);
   t.equal((await r.get('web.test')).json().upstream, 'b', 'a later valid change applies');
   t.match((await r.adminGet('/v1/config')).json().providers, [{ provider: 'file', ok: true }]);
+});
+
+t.test('a config mounted from a Kubernetes ConfigMap reloads when the volume swaps its ..data symlink', async (t) => {
+  const up = await startUpstream('cm');
+  const dir = mkdtempSync(path.join(tmpdir(), 'fairway-configmap-'));
+  // The kubelet's atomic writer: files live in ..<timestamp>/, `..data` points at the
+  // current one, and `fairway.yaml` is a symlink through `..data`.
+  const yaml = (domain: string) => `listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }\napps:\n  web:\n    domains: [${domain}]\n    versions: { v1: { weight: 1, endpoints: ["${up.address}"] } }\n`;
+  const generation = (name: string, text: string) => {
+    mkdirSync(path.join(dir, name));
+    writeFileSync(path.join(dir, name, 'fairway.yaml'), text);
+  };
+  generation('..2026_11_27_08_00_00.1', yaml('one.test'));
+  symlinkSync('..2026_11_27_08_00_00.1', path.join(dir, '..data'));
+  symlinkSync('..data/fairway.yaml', path.join(dir, 'fairway.yaml'));
+  const router = await startRouter({ configFile: path.join(dir, 'fairway.yaml'), logDestination: new Writable({ write: (_c, _e, done) => done() }), processMetrics: false });
+  t.teardown(async () => {
+    await router.close(1000);
+    await up.close();
+  });
+  t.ok(router.controlPlane.snapshot?.apps[0]?.domains.includes('one.test'));
+
+  const next = once(router.controlPlane, 'snapshot');
+  generation('..2026_11_27_08_01_00.2', yaml('two.test'));
+  symlinkSync('..2026_11_27_08_01_00.2', path.join(dir, '..data_tmp'));
+  renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  const [snapshot] = (await next) as [Snapshot];
+  t.same(snapshot.apps[0]?.domains, ['two.test'], 'the new ConfigMap content is live');
 });

@@ -763,3 +763,276 @@ spec:
   t.match(await kubectl('--kubeconfig', kubeconfig, 'delete', 'svc', 'web'), /service "web" deleted/);
   await log.until('delete web', () => log.has('delete', 'web'));
 });
+
+// ---------------------------------------------------------------------------------------
+// Identity, RBAC and the kinds of the install manifests
+
+const SA_USER = 'system:serviceaccount:deis:fairway';
+
+/** Runs kubectl from the PATH with an empty HOME in `dir`; resolves with exit code and output (never rejects on a non-zero exit). */
+async function kubectlIn(dir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync('kubectl', args, { env: { ...process.env, HOME: dir, KUBECONFIG: '' }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') throw new Error('kubectl is not installed: apt-get install -y kubernetes-client');
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** RBAC objects: `reader` may read Services everywhere, `lease-writer` may write Leases in `deis` only. */
+function rbacObjects(): KubeObject[] {
+  const ref = (kind: string, name: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
+  const sa = [{ kind: 'ServiceAccount', name: 'fairway', namespace: 'deis' }];
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'deis' } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] }] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'fairway-reader' }, roleRef: ref('ClusterRole', 'reader'), subjects: sa },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'lease-writer', namespace: 'deis' },
+      rules: [
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+        { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['acme-account'] },
+      ],
+    },
+    // No namespace on the subject: a RoleBinding's ServiceAccount defaults to the binding's namespace.
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'fairway-leases', namespace: 'deis' }, roleRef: ref('Role', 'lease-writer'), subjects: [{ kind: 'ServiceAccount', name: 'fairway' }] },
+  ];
+}
+
+t.test('a SelfSubjectAccessReview is answered for the token user from the stored RBAC, with kube-apiserver reasons; the admin is allowed everything', async (t) => {
+  const s = await server(t, { tokens: { 'sa-token': SA_USER, 'dev-token': 'jane' }, objects: rbacObjects() });
+  const asSa = s.kubeConfig({ token: 'sa-token' }).makeApiClient(k8s.AuthorizationV1Api);
+  const review = async (api: k8s.AuthorizationV1Api, resourceAttributes: k8s.V1ResourceAttributes) =>
+    (await api.createSelfSubjectAccessReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes } } })).status!;
+
+  t.same(await review(asSa, { verb: 'list', resource: 'services' }), {
+    allowed: true,
+    reason: 'RBAC: allowed by ClusterRoleBinding "fairway-reader" of ClusterRole "reader" to ServiceAccount "fairway/deis"',
+  }, 'a ClusterRoleBinding grants at the cluster scope (all namespaces)');
+  t.equal((await review(asSa, { verb: 'watch', resource: 'services', namespace: 'web' })).allowed, true, 'and in every namespace');
+  t.same(await review(asSa, { verb: 'patch', resource: 'services', namespace: 'web', name: 'web' }), { allowed: false }, 'a verb no rule names: denied, no reason');
+  t.same(await review(asSa, { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'deis', name: 'fairway-acme' }), {
+    allowed: true,
+    reason: 'RBAC: allowed by RoleBinding "fairway-leases/deis" of Role "lease-writer" to ServiceAccount "fairway/deis"',
+  });
+  t.equal((await review(asSa, { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'default' })).allowed, false, 'a RoleBinding grants in its namespace only');
+  t.equal((await review(asSa, { verb: 'update', resource: 'leases', namespace: 'deis' })).allowed, false, 'the API group must match');
+  t.equal((await review(asSa, { verb: 'get', resource: 'services', subresource: 'status', namespace: 'web' })).allowed, false, 'a subresource needs its own rule');
+  t.equal((await review(asSa, { verb: 'get', resource: 'secrets', namespace: 'deis', name: 'acme-account' })).allowed, true, 'resourceNames: the named object');
+  t.equal((await review(asSa, { verb: 'get', resource: 'secrets', namespace: 'deis', name: 'other' })).allowed, false, 'resourceNames: no other');
+  t.equal((await review(asSa, { verb: 'list', resource: 'secrets', namespace: 'deis' })).allowed, false, 'resourceNames: never a list');
+
+  // Wildcards, Group and User subjects, and a binding to a missing role.
+  s.apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'status-all' }, rules: [{ apiGroups: ['*'], resources: ['*/status'], verbs: ['*'] }] });
+  s.apply({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'sas-status' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'status-all' },
+    subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'system:serviceaccounts:deis' }],
+  });
+  t.equal((await review(asSa, { verb: 'update', group: 'apps', resource: 'deployments', subresource: 'status', namespace: 'x' })).allowed, true, '`*` + `/status` and `*` verbs, through the namespace group');
+  const asJane = s.kubeConfig({ token: 'dev-token' }).makeApiClient(k8s.AuthorizationV1Api);
+  t.equal((await review(asJane, { verb: 'update', group: 'apps', resource: 'deployments', subresource: 'status', namespace: 'x' })).allowed, false, 'jane is not a service account');
+  s.apply({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'jane', namespace: 'default' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'gone' },
+    subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'jane' }],
+  });
+  t.same(await review(asJane, { verb: 'get', resource: 'pods', namespace: 'default' }), { allowed: false, reason: 'RBAC: clusterrole.rbac.authorization.k8s.io "gone" not found' });
+
+  const asAdmin = s.kubeConfig().makeApiClient(k8s.AuthorizationV1Api);
+  t.same(await review(asAdmin, { verb: 'delete', resource: 'namespaces', name: 'kube-system' }), { allowed: true }, 'no token: the admin');
+
+  const both = await rejection(asSa.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb: 'get' }, nonResourceAttributes: { path: '/x', verb: 'get' } } } }));
+  t.match(statusOf(both), { code: 422, reason: 'Invalid', message: /exactly one of nonResourceAttributes or resourceAttributes must be specified/ });
+  t.equal((await fetch(`${s.url}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`)).status, 405, 'a review is create-only');
+  t.equal((await fetch(`${s.url}/api/v1/services`, { headers: { authorization: 'Bearer nobody' } })).status, 401, 'a token nobody has is 401');
+  t.ok(s.requests.some((r) => r.user === SA_USER) && s.requests.some((r) => r.user === undefined), 'requests record who asked');
+});
+
+t.test('with enforceRbac a token user is refused what RBAC does not grant with a 403 worded as kube-apiserver words it; discovery and reviews stay open; the admin is unaffected', async (t) => {
+  const s = await server(t, { tokens: { 'sa-token': SA_USER }, enforceRbac: true, objects: [...rbacObjects(), service('web')] });
+  const kc = s.kubeConfig({ token: 'sa-token' });
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const leases = kc.makeApiClient(k8s.CoordinationV1Api);
+
+  t.equal((await core.listServiceForAllNamespaces()).items.length, 1, 'granted by the ClusterRoleBinding');
+  t.equal((await kc.makeApiClient(k8s.VersionApi).getCode()).gitVersion, 'v1.32.0-fairway-test', '/version is public');
+
+  const denied = statusOf(await rejection(core.listSecretForAllNamespaces()));
+  t.same(denied, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `secrets is forbidden: User "${SA_USER}" cannot list resource "secrets" in API group "" at the cluster scope`,
+    reason: 'Forbidden',
+    details: { kind: 'secrets' },
+    code: 403,
+  });
+  t.match(statusOf(await rejection(core.deleteNamespacedService({ namespace: 'default', name: 'web' }))), {
+    code: 403,
+    message: `services "web" is forbidden: User "${SA_USER}" cannot delete resource "services" in API group "" in the namespace "default"`,
+    details: { name: 'web', kind: 'services' },
+  });
+  t.match(statusOf(await rejection(core.patchNamespacedServiceStatus({ namespace: 'default', name: 'web', body: { status: {} } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)))), {
+    message: `services "web" is forbidden: User "${SA_USER}" cannot patch resource "services/status" in API group "" in the namespace "default"`,
+  });
+  t.match(statusOf(await rejection(leases.createNamespacedLease({ namespace: 'default', body: { metadata: { name: 'l' }, spec: {} } }))), {
+    message: `leases.coordination.k8s.io is forbidden: User "${SA_USER}" cannot create resource "leases" in API group "coordination.k8s.io" in the namespace "default"`,
+    details: { group: 'coordination.k8s.io', kind: 'leases' },
+  });
+  t.match(statusOf(await rejection(core.readNamespacedService({ namespace: 'nowhere', name: 'missing' }))), { code: 404 }, 'a granted read of a missing object is still 404');
+  const created = await leases.createNamespacedLease({ namespace: 'deis', body: { metadata: { name: 'l' }, spec: { holderIdentity: 'a' } } });
+  t.equal(created.metadata?.name, 'l', 'granted in deis by the RoleBinding');
+  t.match(statusOf(await rejection(leases.deleteNamespacedLease({ namespace: 'deis', name: 'l' }))), { code: 403 }, 'the Role has no delete');
+
+  const watch = await fetch(`${s.url}/api/v1/secrets?watch=1`, { headers: { authorization: 'Bearer sa-token' } });
+  t.equal(watch.status, 403, 'a watch is authorized as verb watch');
+  t.match(((await watch.json()) as { message: string }).message, /cannot watch resource "secrets"/);
+  const path = await fetch(`${s.url}/metrics`, { headers: { authorization: 'Bearer sa-token' } });
+  t.match(await path.json(), { code: 403, message: `forbidden: User "${SA_USER}" cannot get path "/metrics"` }, 'a non-resource path no rule grants');
+
+  // The admin (no token) is never authorized; the RBAC objects change what the token user may do at once.
+  await s.kubeConfig().makeApiClient(k8s.CoreV1Api).deleteNamespacedService({ namespace: 'default', name: 'web' });
+  s.remove('ClusterRoleBinding', undefined, 'fairway-reader');
+  t.match(statusOf(await rejection(core.listServiceForAllNamespaces())), { code: 403 });
+});
+
+t.test('kubectl applies a Deployment, a ConfigMap, a PodDisruptionBudget, a ServiceAccount and RBAC; a second apply patches the Deployment merging containers by name; kubectl auth can-i answers for a token user', async (t) => {
+  // TLS: kubectl sends a bearer token over https only (and, without credentials, asks for a
+  // user name over https): the admin has a token too.
+  const s = await server(t, { token: 'admin-token', tokens: { 'sa-token': SA_USER }, tls: true });
+  t.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  const dir = await mkdtemp(join(tmpdir(), 'fairway-kubectl-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const admin = join(dir, 'admin');
+  const sa = join(dir, 'sa');
+  await s.writeKubeconfig(admin);
+  await s.writeKubeconfig(sa, { token: 'sa-token', namespace: 'deis' });
+  const manifest = (image: string, extraEnv: string) => `apiVersion: v1
+kind: Namespace
+metadata: { name: deis }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: fairway, namespace: deis }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: fairway, namespace: deis }
+data:
+  fairway.yaml: |
+    platformDomain: example.com
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: fairway }
+rules:
+- { apiGroups: [""], resources: [services], verbs: [get, list, watch, patch] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: fairway }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: fairway }
+subjects: [{ kind: ServiceAccount, name: fairway, namespace: deis }]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: fairway, namespace: deis }
+rules:
+- { apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, create, update] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: fairway, namespace: deis }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: fairway }
+subjects: [{ kind: ServiceAccount, name: fairway, namespace: deis }]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: { name: fairway, namespace: deis }
+spec:
+  minAvailable: 1
+  selector: { matchLabels: { app: fairway } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: fairway, namespace: deis }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: fairway } }
+  template:
+    metadata: { labels: { app: fairway } }
+    spec:
+      serviceAccountName: fairway
+      containers:
+      - name: fairway
+        image: ${image}
+        args: [serve, --kubernetes]
+        env:
+        - { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }${extraEnv}
+        ports:
+        - { name: http, containerPort: 8080 }
+        - { name: admin, containerPort: 9090 }
+        readinessProbe: { httpGet: { path: /readyz, port: admin } }
+`;
+  const file = join(dir, 'install.yaml');
+  await writeFile(file, manifest('ghcr.io/fairway-router/fairway:0.1.0', ''));
+  const first = await kubectlIn(dir, '--kubeconfig', admin, 'apply', '-f', file);
+  t.equal(first.code, 0, first.stderr);
+  for (const line of [
+    'namespace/deis created',
+    'serviceaccount/fairway created',
+    'configmap/fairway created',
+    'clusterrole.rbac.authorization.k8s.io/fairway created',
+    'clusterrolebinding.rbac.authorization.k8s.io/fairway created',
+    'role.rbac.authorization.k8s.io/fairway created',
+    'rolebinding.rbac.authorization.k8s.io/fairway created',
+    'poddisruptionbudget.policy/fairway created',
+    'deployment.apps/fairway created',
+  ]) t.ok(first.stdout.includes(line), line);
+
+  const deployment = s.get('Deployment', 'deis', 'fairway')!;
+  const spec = deployment.spec as { replicas: number; strategy: unknown; template: { spec: { containers: Array<Record<string, any>>; terminationGracePeriodSeconds: number } } };
+  t.equal(spec.replicas, 2);
+  t.same(spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } }, 'defaulted');
+  t.equal(spec.template.spec.terminationGracePeriodSeconds, 30, 'defaulted');
+  t.match(spec.template.spec.containers[0], { imagePullPolicy: 'IfNotPresent', ports: [{ protocol: 'TCP' }, { protocol: 'TCP' }], readinessProbe: { periodSeconds: 10, httpGet: { scheme: 'HTTP' } } });
+
+  await writeFile(file, manifest('ghcr.io/fairway-router/fairway:0.2.0', '\n        - { name: NODE_ENV, value: production }'));
+  const second = await kubectlIn(dir, '--kubeconfig', admin, 'apply', '-f', file);
+  t.equal(second.code, 0, second.stderr);
+  t.match(second.stdout, /deployment\.apps\/fairway configured/);
+  t.match(second.stdout, /clusterrole\.rbac\.authorization\.k8s\.io\/fairway unchanged/);
+  t.ok(s.requests.some((r) => r.method === 'PATCH' && r.path === '/apis/apps/v1/namespaces/deis/deployments/fairway'), 'the second apply is a strategic merge PATCH');
+  const container = (s.get('Deployment', 'deis', 'fairway')!.spec as typeof spec).template.spec.containers;
+  t.equal(container.length, 1, 'containers merged by name, not appended');
+  t.match(container[0], { image: 'ghcr.io/fairway-router/fairway:0.2.0', env: [{ name: 'POD_NAMESPACE' }, { name: 'NODE_ENV', value: 'production' }], readinessProbe: { httpGet: { path: '/readyz' } } });
+
+  const table = await kubectlIn(dir, '--kubeconfig', admin, 'get', 'deploy,pdb,sa,cm', '-n', 'deis');
+  t.match(table.stdout, /deployment\.apps\/fairway/);
+  t.match(table.stdout, /poddisruptionbudget\.policy\/fairway/);
+
+  const can = (...args: string[]) => kubectlIn(dir, '--kubeconfig', sa, 'auth', 'can-i', ...args);
+  t.match(await can('patch', 'services', '--all-namespaces'), { code: 0, stdout: 'yes\n' });
+  t.match(await can('update', 'leases.coordination.k8s.io'), { code: 0, stdout: 'yes\n' }, 'in the context namespace, deis');
+  t.match(await can('update', 'leases.coordination.k8s.io', '-n', 'default'), { code: 1, stdout: 'no\n' });
+  t.match(await can('delete', 'services', '-n', 'web'), { code: 1, stdout: 'no\n' });
+
+  const broken = join(dir, 'broken.yaml');
+  await writeFile(broken, `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: fairway }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: other }
+subjects: [{ kind: ServiceAccount, name: fairway, namespace: deis }]
+`);
+  t.match((await kubectlIn(dir, '--kubeconfig', admin, 'apply', '-f', broken)).stderr, /cannot change roleRef/, 'roleRef is immutable');
+});

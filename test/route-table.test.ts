@@ -28,7 +28,7 @@ apps:
 `, 'routes.yaml');
 
 function table(apps: readonly AppSpec[] = config.apps): { table: RouteTable; registry: UpstreamRegistry } {
-  const snapshot: Snapshot = { generation: 1, createdAt: '', settings: config.settings, apps, errors: [] };
+  const snapshot: Snapshot = { generation: 1, createdAt: '', settings: config.settings, apps, errors: [], certificates: [] };
   const registry = new UpstreamRegistry();
   return { table: new RouteTable(snapshot, registry, new RequestStats()), registry };
 }

@@ -5,6 +5,7 @@
  * Defaults live here and nowhere else; README's config reference mirrors this file.
  */
 import { z } from 'zod';
+import { canonicalCidr } from './cidr.js';
 import { parseHostPort } from './host-port.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -24,6 +25,30 @@ const duration = (fallback: string) =>
       }
       return ms;
     });
+
+/** A per-app override of a router-wide duration: absent means the router-wide value. */
+const durationOverride = z
+  .union([z.string(), z.number()], { error: 'must be a duration above 0, like 500ms, 5s or 2m' })
+  .optional()
+  .transform((value, ctx) => {
+    if (value === undefined) return undefined;
+    const ms = parseDuration(value);
+    if (ms === undefined || ms === 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be a duration above 0, like 500ms, 5s or 2m', input: value });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** An allow-list entry, stored as canonical `address/prefix`. */
+const cidr = z.string({ error: 'must be an IP address or CIDR, like 10.0.0.0/8 or 2001:db8::/32' }).transform((value, ctx) => {
+  const canonical = canonicalCidr(value);
+  if (canonical === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be an IP address or CIDR, like 10.0.0.0/8 or 2001:db8::/32', input: value });
+    return z.NEVER;
+  }
+  return canonical;
+});
 
 const size = (fallback: string) =>
   z
@@ -118,13 +143,34 @@ const app = z.strictObject({
     })
     .default({}),
   tls: appTls.prefault({}),
+  allow: z.array(cidr, { error: 'must be a list of IP addresses or CIDRs' }).default([]),
+  maintenance: z.boolean({ error: 'must be true or false' }).default(false),
+  timeouts: z.strictObject({ connect: durationOverride, read: durationOverride }).prefault({}),
 });
+
+const domainRule = z.strictObject(
+  {
+    namespaces: z
+      .array(z.string({ error: 'must be a namespace name or *' }).regex(/^(\*|[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/, { error: 'must be a namespace name or *' }), {
+        error: 'must be a list of namespace names',
+      })
+      .min(1, { error: 'must name at least one namespace (or *)' }),
+    domains: z
+      .array(z.string({ error: 'must be a domain name or *.domain' }).regex(DOMAIN, { error: 'must be a domain name or *.domain' }), {
+        error: 'must be a list of domain names',
+      })
+      .min(1, { error: 'must name at least one domain' }),
+  },
+  { error: 'must be { namespaces: [NAMESPACE…], domains: [DOMAIN…] }' },
+);
 
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
       http: listenAddress('127.0.0.1:8080'),
       admin: listenAddress('127.0.0.1:9090'),
+      /** The Deis builder's git-over-SSH passthrough, opened in Kubernetes mode only. */
+      builder: listenAddress('0.0.0.0:2222'),
       https: z
         .string({ error: 'must be an address like 127.0.0.1:8443' })
         .refine((v) => parseHostPort(v, true) !== undefined, { error: 'must be an address like 127.0.0.1:8443 or [::]:443' })
@@ -178,6 +224,11 @@ export const configSchema = z.strictObject({
       { error: 'must be a map of route name to { listen, endpoints, connectTimeout, idleTimeout }' },
     )
     .default({}),
+  kubernetes: z
+    .strictObject({
+      domainPolicy: z.array(domainRule, { error: 'must be a list of { namespaces, domains }' }).optional(),
+    })
+    .prefault({}),
   apps: z
     .record(z.string().regex(NAME, { error: 'app names are lower-case letters, digits and - (max 63)' }), app, {
       error: 'must be a map of app name to app',

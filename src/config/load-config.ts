@@ -131,6 +131,12 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         acme: a.tls.acme,
         certificates: a.tls.certificates.map((c) => ({ ...files(c), app: name })),
       },
+      policy: {
+        allow: [...new Set(a.allow)],
+        maintenance: a.maintenance,
+        connectTimeout: a.timeouts.connect,
+        readTimeout: a.timeouts.read,
+      },
       source: 'file',
     });
   }
@@ -152,11 +158,17 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     logLevel: cfg.log.level,
     apps,
     settings: {
-      listen: { http: cfg.listen.http, admin: cfg.listen.admin, https: cfg.listen.https },
+      listen: { http: cfg.listen.http, admin: cfg.listen.admin, https: cfg.listen.https, builder: cfg.listen.builder },
       platformDomain: cfg.platformDomain?.toLowerCase(),
       timeouts: cfg.timeouts,
       limits: cfg.limits,
       accessLog: cfg.log.access,
+      kubernetes: {
+        domainPolicy: cfg.kubernetes.domainPolicy?.map((rule) => ({
+          namespaces: rule.namespaces,
+          domains: rule.domains.map((d) => d.toLowerCase().replace(/\.$/, '')),
+        })),
+      },
       tcp: Object.entries(cfg.tcp).map(([name, r]) => ({
         name,
         listen: r.listen,

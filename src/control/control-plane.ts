@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { FairwayError } from '../errors.js';
-import type { AppError, AppSpec, EndpointSpec, ProviderState, RouterSettings, Snapshot, SourceProblem } from '../model.js';
+import type { AppError, AppSpec, ProviderState, RouterSettings, Snapshot, SourceProblem, TcpFeed } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ProviderSink } from '../providers/provider.js';
@@ -37,11 +37,17 @@ export interface ControlPlaneOptions {
   readonly overrides: WeightOverrides;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /**
+   * Applied to the settings-owning provider's settings before they are published: the
+   * composition root's mode-specific defaults (Kubernetes mode adds the builder route).
+   */
+  readonly adjustSettings?: (settings: RouterSettings) => RouterSettings;
 }
 
 export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   readonly #overrides: WeightOverrides;
   readonly #metrics: Metrics;
+  readonly #adjustSettings: (settings: RouterSettings) => RouterSettings;
   readonly #logger: Logger;
   readonly #states = new Map<string, ProviderState>();
   readonly #status = new Map<string, ProviderStatus>();
@@ -56,6 +62,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     this.#overrides = options.overrides;
     this.#metrics = options.metrics;
     this.#logger = options.logger;
+    this.#adjustSettings = options.adjustSettings ?? ((s) => s);
   }
 
   /** The live snapshot, once the settings-owning provider has sent a state. */
@@ -182,11 +189,12 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     let settings: RouterSettings | undefined;
     for (const state of this.#states.values()) settings ??= state.settings;
     if (!settings) return;
-    // TCP routes fed by a provider (the builder Service's endpoints in Kubernetes mode).
-    const fed = new Map<string, readonly EndpointSpec[]>();
-    for (const state of this.#states.values()) for (const [route, eps] of Object.entries(state.tcpEndpoints ?? {})) fed.set(route, eps);
+    settings = this.#adjustSettings(settings);
+    // TCP routes fed by a provider (the builder Service's endpoints and timeouts in Kubernetes mode).
+    const fed = new Map<string, TcpFeed>();
+    for (const state of this.#states.values()) for (const [route, feed] of Object.entries(state.tcp ?? {})) fed.set(route, feed);
     if (fed.size > 0) {
-      settings = { ...settings, tcp: settings.tcp.map((r) => (fed.has(r.name) ? { ...r, endpoints: fed.get(r.name)! } : r)) };
+      settings = { ...settings, tcp: settings.tcp.map((r) => ({ ...r, ...fed.get(r.name) })) };
     }
 
     const errors: AppError[] = [];
@@ -226,10 +234,11 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     }
 
     errors.sort((a, b) => (a.app < b.app ? -1 : a.app > b.app ? 1 : 0));
-    const identity = JSON.stringify([settings, serving, errors]);
+    const certificates = [...this.#states.values()].flatMap((state) => state.certificates ?? []);
+    const identity = JSON.stringify([settings, serving, errors, certificates]);
     if (identity === this.#identity) return;
     this.#identity = identity;
-    const snapshot: Snapshot = { generation: ++this.#generation, createdAt: new Date().toISOString(), settings, apps: serving, errors };
+    const snapshot: Snapshot = { generation: ++this.#generation, createdAt: new Date().toISOString(), settings, apps: serving, errors, certificates };
     this.#snapshot = snapshot;
     for (const e of errors) this.#logger.error({ app: e.app, code: e.code }, e.message);
     this.#metrics.snapshotGeneration.set(snapshot.generation);

@@ -11,7 +11,11 @@
  * callbacks read the certificate store and the challenge answers).
  *
  * Per request: ACME HTTP-01 answer (plain HTTP, before any routing) → host match →
- * HTTPS redirect (`sslEnforce`, plain HTTP) → version pick → limits → proxy exchange.
+ * app policy (allow list: 403; maintenance: 503) → HTTPS redirect (`sslEnforce`, plain
+ * HTTP) → version pick → limits → proxy exchange.
+ *
+ * The client address is decided once per request ({@link clientIpOf}) and that one value
+ * feeds the allow list, `X-Forwarded-For` and the access log.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -36,6 +40,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
+/** Sent with `FW_APP_MAINTENANCE`: when a client may try again, in seconds. */
+const MAINTENANCE_HEADERS: readonly string[] = ['retry-after', '60'];
 /** Set on a TLS socket whose ALPN callback chose `acme-tls/1`, for the SNI callback that follows. */
 const ALPN_CHALLENGE = Symbol('fairway.alpnChallenge');
 
@@ -203,11 +209,12 @@ export class DataPlane {
   }
 
   #route(req: IncomingMessage, res: ServerResponse, started: number, https: boolean): void {
+    const clientIp = clientIpOf(req);
     const table = this.#table;
-    if (table === undefined) return this.#answer(req, res, started, 'FW_NOT_READY', 'not_ready');
+    if (table === undefined) return this.#answer(req, res, started, clientIp, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
     const raw = req.rawHeaders;
-    if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
+    if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, clientIp, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
 
     // One pass over the raw headers: keep what is forwarded, note what routing needs.
     const headers: string[] = [];
@@ -231,9 +238,16 @@ export class DataPlane {
       headers.push(name, value);
     }
     if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
-    if (host === undefined) return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId);
+    if (host === undefined) return this.#answer(req, res, started, clientIp, 'FW_BAD_REQUEST', 'bad_request', requestId);
     const app = table.match(host);
-    if (app === undefined) return this.#answer(req, res, started, 'FW_NO_ROUTE', 'no_route', requestId, host);
+    if (app === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ROUTE', 'no_route', requestId, host);
+    // App policy. A refused request's body is never read: its connection is closed instead.
+    if (app.allowList !== undefined && !app.allowList.allows(clientIp)) {
+      return this.#answer(req, res, started, clientIp, 'FW_CLIENT_FORBIDDEN', app.stats, requestId, host, app.name, undefined, hasBody(contentLength, chunked));
+    }
+    if (app.maintenance) {
+      return this.#answer(req, res, started, clientIp, 'FW_APP_MAINTENANCE', app.stats, requestId, host, app.name, undefined, hasBody(contentLength, chunked), MAINTENANCE_HEADERS);
+    }
     let path = req.url!;
     if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
       // Absolute-form target (`GET http://host/path`): forward origin-form.
@@ -241,7 +255,7 @@ export class DataPlane {
         const u = new URL(path);
         path = u.pathname + u.search;
       } catch {
-        return this.#answer(req, res, started, 'FW_BAD_REQUEST', 'bad_request', requestId, host);
+        return this.#answer(req, res, started, clientIp, 'FW_BAD_REQUEST', 'bad_request', requestId, host);
       }
     }
     if (app.sslEnforce && !https && this.#https !== undefined && !path.startsWith(HTTP01_PREFIX)) {
@@ -250,18 +264,17 @@ export class DataPlane {
       return;
     }
     const version = app.pickVersion();
-    if (version === undefined) return this.#answer(req, res, started, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
+    if (version === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
     let body: ForwardRequest['body'] = null;
     if (contentLength !== undefined && contentLength !== '0') {
       if (Number(contentLength) > limits.maxBodySize) {
-        return this.#answer(req, res, started, 'FW_BODY_TOO_LARGE', version.stats, requestId, host, app.name, version.name);
+        return this.#answer(req, res, started, clientIp, 'FW_BODY_TOO_LARGE', version.stats, requestId, host, app.name, version.name);
       }
       body = req;
     } else if (chunked) {
       body = req.pipe(new BodyLimit(limits.maxBodySize));
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
-    const clientIp = clientAddress(req.socket);
     headers.push(
       'x-forwarded-for', clientIp,
       'x-forwarded-proto', https ? 'https' : 'http',
@@ -270,26 +283,26 @@ export class DataPlane {
       'x-request-id', requestId,
     );
     const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined };
-    new ProxyExchange(res, fwd, app, version, table, this.#ctx, started).start();
+    new ProxyExchange(res, fwd, app, version, this.#ctx, started).start();
   }
 
   /**
    * Answers a request the router does not proxy with the error page for `code`, counts
    * it (under `unrouted` reasons before an app is known, else under the app or version),
    * and writes its access-log line. Pages that leave a request body unread close the
-   * connection.
+   * connection (always for the size limits; with `close` for the others).
    */
   #answer(
-    req: IncomingMessage, res: ServerResponse, started: number, code: ErrorCode, counter: UnroutedReason | VersionStats,
-    requestId?: string, host?: string, app?: string, version?: string,
+    req: IncomingMessage, res: ServerResponse, started: number, clientIp: string, code: ErrorCode, counter: UnroutedReason | VersionStats,
+    requestId?: string, host?: string, app?: string, version?: string, close = false, extraHeaders?: readonly string[],
   ): void {
-    const status = sendError(res, code, code === 'FW_BODY_TOO_LARGE' || code === 'FW_HEADERS_TOO_LARGE');
+    const status = sendError(res, code, close || code === 'FW_BODY_TOO_LARGE' || code === 'FW_HEADERS_TOO_LARGE', extraHeaders);
     const seconds = (performance.now() - started) / 1000;
     if (typeof counter === 'string') this.#stats.unrouted[counter]++;
     else counter.observe(status, seconds);
     this.#ctx.accessLog?.info({
       reqId: requestId, app, version, method: req.method, host, path: req.url, status,
-      duration: Math.round(seconds * 1e6) / 1e3, clientIp: clientAddress(req.socket), error: code,
+      duration: Math.round(seconds * 1e6) / 1e3, clientIp, error: code,
     });
   }
 
@@ -329,7 +342,17 @@ function listenOn(server: Server, host: string, port: number): Promise<AddressIn
   });
 }
 
-function clientAddress(socket: Socket): string {
-  const a = socket.remoteAddress ?? '';
+/**
+ * The client address of a request, decided once per request: the allow list,
+ * `X-Forwarded-For` and the access log all use this one value. Today it is the TCP peer
+ * with IPv4-mapped IPv6 (`::ffff:10.0.0.1`) written as IPv4; trusted proxies
+ * (`X-Forwarded-For`) and the PROXY protocol will replace it here and nowhere else.
+ */
+function clientIpOf(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? '';
   return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+function hasBody(contentLength: string | undefined, chunked: boolean): boolean {
+  return chunked || (contentLength !== undefined && contentLength !== '0');
 }

@@ -19,9 +19,9 @@ for (const [code, spec] of Object.entries(errorCatalogue)) {
 /**
  * Answers `res` with the page for `code` and returns the status sent. With `close`, the
  * client connection is closed after the response (used when a request body may be
- * left unread).
+ * left unread). `extra` is more `[name, value, …]` headers (e.g. `Retry-After`).
  */
-export function sendError(res: ServerResponse, code: ErrorCode, close = false): number {
+export function sendError(res: ServerResponse, code: ErrorCode, close = false, extra?: readonly string[]): number {
   const status = errorCatalogue[code].status;
   const body = pages.get(code)!;
   if (res.headersSent || res.destroyed) return status;
@@ -31,6 +31,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false): 
     'cache-control', 'no-store',
     'x-fairway-error', code,
     ...(close ? ['connection', 'close'] : []),
+    ...(extra ?? []),
   ]);
   res.end(body);
   return status;

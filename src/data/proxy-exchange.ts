@@ -20,7 +20,7 @@ import { FairwayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { UpstreamErrorReason } from '../observability/request-stats.js';
 import { sendError } from './error-pages.js';
-import type { AppRoute, RouteTable, VersionRoute } from './route-table.js';
+import type { AppRoute, VersionRoute } from './route-table.js';
 import type { Upstream } from './upstream-registry.js';
 
 /** At most this many endpoints are tried for one request. */
@@ -58,7 +58,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #fwd: ForwardRequest;
   readonly #app: AppRoute;
-  readonly #table: RouteTable;
   readonly #ctx: ExchangeContext;
   readonly #started: number;
   #version: VersionRoute;
@@ -72,12 +71,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #done = false;
   #bytes = 0;
 
-  constructor(res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, table: RouteTable, ctx: ExchangeContext, started: number) {
+  constructor(res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, ctx: ExchangeContext, started: number) {
     this.#res = res;
     this.#fwd = fwd;
     this.#app = app;
     this.#version = version;
-    this.#table = table;
     this.#ctx = ctx;
     this.#started = started;
     res.once('close', this.#onClientClose);
@@ -93,15 +91,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#upstream = upstream;
     upstream.outstanding++;
     this.#upstreamStarted = performance.now();
-    const t = this.#table.snapshot.settings.timeouts;
+    const app = this.#app;
     upstream.pool.dispatch(
       {
         path: this.#fwd.path,
         method: this.#fwd.method as Dispatcher.HttpMethod,
         headers: this.#fwd.headers,
         body: this.#fwd.body,
-        headersTimeout: t.upstreamHeaders,
-        bodyTimeout: t.upstreamIdle,
+        // The app's read timeout when it sets one, else the router-wide ones (resolved at compile).
+        headersTimeout: app.headersTimeout,
+        bodyTimeout: app.bodyTimeout,
       },
       this,
     );

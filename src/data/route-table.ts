@@ -9,9 +9,14 @@
  * Host matching order: exact domain → one-label wildcard (`*.example.test` matches
  * `a.example.test`, not `a.b.example.test`) → platform subdomain (`<app>.<platformDomain>`
  * reaches app `<app>`, as every app did on the Deis router).
+ *
+ * An app's policy is compiled here too: its allow list into an {@link AllowList}, its
+ * timeouts resolved against the router-wide ones (the connect timeout goes into the
+ * endpoint pools, the read timeout into every dispatch).
  */
-import type { AppSpec, LoadBalancing, Snapshot } from '../model.js';
+import type { AppSpec, LoadBalancing, Snapshot, Timeouts } from '../model.js';
 import type { RequestStats, VersionStats } from '../observability/request-stats.js';
+import { AllowList } from './allow-list.js';
 import { SmoothWeightedPicker } from './smooth-weighted-picker.js';
 import type { Upstream, UpstreamRegistry } from './upstream-registry.js';
 
@@ -51,6 +56,9 @@ export class VersionRoute {
   }
 }
 
+/** Node timers fire at once above this many ms, so longer timeouts are capped to it (~24.8 days). */
+export const MAX_TIMEOUT = 2 ** 31 - 1;
+
 export class AppRoute {
   readonly name: string;
   readonly versions: readonly VersionRoute[];
@@ -60,12 +68,24 @@ export class AppRoute {
   readonly sslEnforce: boolean;
   /** The `Strict-Transport-Security` value for HTTPS responses, if any. */
   readonly hsts: string | undefined;
+  /** Clients allowed in; undefined: everyone (the check is skipped). */
+  readonly allowList: AllowList | undefined;
+  /** Answer 503 `FW_APP_MAINTENANCE` instead of proxying. */
+  readonly maintenance: boolean;
+  /** Upstream response headers wait, ms (the app's read timeout, else `timeouts.upstreamHeaders`). */
+  readonly headersTimeout: number;
+  /** Longest pause between upstream body chunks, ms (the app's read timeout, else `timeouts.upstreamIdle`). */
+  readonly bodyTimeout: number;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
-  constructor(name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls']) {
+  constructor(name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts) {
     this.name = name;
     this.versions = versions;
     this.stats = stats;
+    this.allowList = policy.allow.length > 0 ? new AllowList(policy.allow) : undefined;
+    this.maintenance = policy.maintenance;
+    this.headersTimeout = Math.min(policy.readTimeout ?? timeouts.upstreamHeaders, MAX_TIMEOUT);
+    this.bodyTimeout = Math.min(policy.readTimeout ?? timeouts.upstreamIdle, MAX_TIMEOUT);
     this.sslEnforce = tls.sslEnforce;
     this.hsts = tls.hsts
       ? `max-age=${tls.hsts.maxAge}${tls.hsts.includeSubDomains ? '; includeSubDomains' : ''}${tls.hsts.preload ? '; preload' : ''}`
@@ -102,9 +122,10 @@ export class RouteTable {
     this.snapshot = snapshot;
     const pd = snapshot.settings.platformDomain;
     this.#platformSuffix = pd ? `.${pd}` : undefined;
-    const poolOptions = { connectTimeout: snapshot.settings.timeouts.connect };
+    const timeouts = snapshot.settings.timeouts;
     for (const app of snapshot.apps) {
-      const route = compileApp(app, (e) => {
+      const poolOptions = { connectTimeout: Math.min(app.policy.connectTimeout ?? timeouts.connect, MAX_TIMEOUT) };
+      const route = compileApp(app, timeouts, (e) => {
         const u = registry.acquire(e, poolOptions);
         this.upstreams.add(u);
         return u;
@@ -143,11 +164,11 @@ export class RouteTable {
   }
 }
 
-function compileApp(app: AppSpec, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats): AppRoute {
+function compileApp(app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats): AppRoute {
   const versions = app.versions.map(
     (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
   );
-  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls);
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts);
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

@@ -13,12 +13,15 @@ import { endpointKey, type EndpointSpec } from '../model.js';
 export class Upstream {
   readonly key: string;
   readonly pool: Pool;
+  /** The pool's TCP connect timeout, ms (apps with different connect timeouts get different pools). */
+  readonly connectTimeout: number;
   /** Requests dispatched to this endpoint and not yet finished (least-outstanding picks). */
   outstanding = 0;
 
-  constructor(key: string, pool: Pool) {
+  constructor(key: string, pool: Pool, connectTimeout: number) {
     this.key = key;
     this.pool = pool;
+    this.connectTimeout = connectTimeout;
   }
 }
 
@@ -45,7 +48,7 @@ export class UpstreamRegistry {
       });
       // Connection failures are reported to the request that triggered them.
       pool.on('connectionError', () => {});
-      u = new Upstream(key, pool);
+      u = new Upstream(key, pool, options.connectTimeout);
       this.#byKey.set(id, u);
     }
     return u;

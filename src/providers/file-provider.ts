@@ -41,8 +41,10 @@ export class FileProvider implements Provider {
     this.#sink = sink;
     const dir = path.dirname(this.file);
     const base = path.basename(this.file);
+    // `..data` and `..<timestamp>` entries: a Kubernetes ConfigMap volume swaps them (a
+    // symlink rename) when the ConfigMap changes; the file's own name sees no event then.
     this.#watcher = watch(dir, { persistent: false }, (_event, name) => {
-      if (name === null || name === base) this.#changed();
+      if (name === null || name === base || name.startsWith('..')) this.#changed();
     });
     this.#watcher.on('error', (err) => this.#options.logger.error({ err: err.message, file: this.file }, 'config file watch failed'));
     if (this.#options.initial) {

@@ -83,6 +83,8 @@ export class AcmeManager {
   #renewalInfoUrl: string | null | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  /** Serialises {@link refresh} runs. */
+  #refreshing: Promise<void> = Promise.resolve();
   #current: string | undefined;
   #stopped = false;
 
@@ -160,6 +162,27 @@ export class AcmeManager {
     s.retryAt = 0;
     await this.#process(host);
     return this.status().find((x) => x.host === host)!;
+  }
+
+  /**
+   * Installs certificates another process stored for our hosts (a renewal it made), so
+   * every replica serves the new one at once instead of at its own renewal time.
+   * Runs after the current order, never beside it.
+   */
+  refresh(): void {
+    if (this.#stopped) return;
+    const run = async () => {
+      for (const [host, s] of this.#hosts) {
+        if (this.#stopped) return;
+        if (!s.bundle) continue; // not installed yet: its own order or load will find it
+        try {
+          await this.#loadStored(host, s);
+        } catch (err) {
+          this.#o.logger.debug({ host, err: (err as Error).message }, 'could not re-read a stored certificate');
+        }
+      }
+    };
+    this.#refreshing = this.#refreshing.then(() => this.#running).then(run, run);
   }
 
   /** Resolves once nothing is due now (tests, `fairway certs` after a change). */

@@ -8,7 +8,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { FairwayError } from '../errors.js';
 
-export type CertificateSource = 'file' | 'acme' | 'self-signed' | 'platform';
+export type CertificateSource = 'file' | 'acme' | 'self-signed' | 'platform' | 'secret';
 
 export interface CertificateBundle {
   /** Leaf first, then intermediates (PEM). */
@@ -21,7 +21,7 @@ export interface CertificateBundle {
   readonly issuer: string;
   readonly serialNumber: string;
   readonly source: CertificateSource;
-  /** Where it came from: a file path, the ACME directory, or "generated". */
+  /** Where it came from: a file path, the ACME directory, a Secret, or "generated". */
   readonly origin: string;
 }
 

@@ -1,10 +1,10 @@
 /**
  * @module
  * Decides which certificate serves which name and keeps the handshake store current.
- * Sources, lowest precedence first: the default (the platform certificate, else a
- * self-signed one generated at start), ACME certificates, router-wide certificate
- * files, per-app certificate files. A name served by a file certificate is not ordered
- * over ACME. Wildcard domains get no ACME certificate (that needs DNS-01, which Fairway
+ * Sources, lowest precedence first: the default (the platform certificate — a file,
+ * else a provider's platform Secret — else a self-signed one generated at start), ACME
+ * certificates, router-wide certificate files, per-app certificate files and Secrets. A
+ * name served by a file or Secret certificate is not ordered over ACME. Wildcard domains get no ACME certificate (that needs DNS-01, which Fairway
  * does not do): they need a file certificate, and the manager says so in the log.
  *
  * Lifecycle: `start(snapshot)` before the HTTPS listener opens (so a default exists);
@@ -19,6 +19,7 @@ import { AcmeManager, type AcmeHostStatus } from './acme-manager.js';
 import type { CertificateBundle, CertificateSource } from './certificate-bundle.js';
 import type { CertificateStore } from './certificate-store.js';
 import { FileCertificates } from './file-certificates.js';
+import { ProvidedCertificates } from './provided-certificates.js';
 import { generateSelfSigned } from './self-signed.js';
 import type { Storage } from './storage.js';
 import { FairwayError } from '../errors.js';
@@ -53,15 +54,18 @@ export interface CertificateManagerOptions {
 export class CertificateManager {
   readonly #o: CertificateManagerOptions;
   readonly #files: FileCertificates;
+  readonly #provided: ProvidedCertificates;
   #selfSigned: CertificateBundle | undefined;
   #acme: AcmeManager | undefined;
   #acmeKey = '';
   #snapshot: Snapshot | undefined;
+  #applying: Promise<void> = Promise.resolve();
   #warnedWildcards = new Set<string>();
 
   constructor(options: CertificateManagerOptions) {
     this.#o = options;
     this.#files = new FileCertificates(options.logger, () => this.#rebuild());
+    this.#provided = new ProvidedCertificates(options.logger);
   }
 
   async start(snapshot: Snapshot): Promise<void> {
@@ -69,7 +73,19 @@ export class CertificateManager {
     await this.apply(snapshot);
   }
 
-  async apply(snapshot: Snapshot): Promise<void> {
+  /** Applies `snapshot` after any apply still running (snapshots apply in order). */
+  apply(snapshot: Snapshot): Promise<void> {
+    const run = this.#applying.then(() => this.#apply(snapshot));
+    this.#applying = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once every snapshot passed to {@link apply} so far is in the handshake store. */
+  applied(): Promise<void> {
+    return this.#applying;
+  }
+
+  async #apply(snapshot: Snapshot): Promise<void> {
     this.#snapshot = snapshot;
     const tls = snapshot.settings.tls;
     this.#configureAcme(tls);
@@ -78,6 +94,7 @@ export class CertificateManager {
       ...tls.certificates.map((ref) => ({ ref, source: 'file' as const })),
       ...snapshot.apps.flatMap((a) => a.tls.certificates.map((ref) => ({ ref, source: 'file' as const }))),
     ]);
+    this.#provided.set(snapshot.certificates);
     this.#rebuild();
   }
 
@@ -103,6 +120,11 @@ export class CertificateManager {
       for (const name of s.bundle?.names ?? []) add(name, s.bundle, undefined, s.error);
       if (!s.bundle) add(s.ref.cert, undefined, undefined, s.error);
     }
+    for (const s of this.#provided.states()) {
+      for (const name of s.serves) add(name, s.bundle, undefined, s.error);
+      for (const name of s.ref.hosts ?? []) if (!s.serves.includes(name)) add(name, undefined, undefined, s.error);
+      if (!s.bundle && !s.ref.hosts) add(s.ref.origin, undefined, undefined, s.error);
+    }
     for (const [host, a] of acme) add(host, a.bundle, a);
     for (const app of this.#snapshot?.apps ?? []) {
       for (const d of app.domains) if (!rows.has(d)) add(d, undefined);
@@ -114,6 +136,11 @@ export class CertificateManager {
     if (!this.#acme) throw new FairwayError('FW_CERT_NOT_FOUND', `"${host}" has no ACME-managed certificate (tls.acme is not configured)`);
     await this.#acme.renew(host);
     return this.rows().find((r) => r.host === host)!;
+  }
+
+  /** Re-reads stored ACME certificates: the shared storage says another replica stored one. */
+  refreshStored(): void {
+    this.#acme?.refresh();
   }
 
   /** Resolves when no ACME order is running or due. */
@@ -154,16 +181,19 @@ export class CertificateManager {
     if (!this.#selfSigned || !this.#snapshot) return;
     const index = new Map<string, CertificateBundle>();
     const files = this.#files.states();
-    const platform = files.find((s) => s.source === 'platform')?.bundle;
+    const provided = this.#provided.states();
+    const platform = files.find((s) => s.source === 'platform')?.bundle ?? provided.find((s) => s.ref.role === 'platform' && s.bundle)?.bundle;
     for (const [, b] of this.#acme?.bundles() ?? []) for (const n of b.names) index.set(n, b);
-    for (const s of files) if (s.bundle && s.source === 'platform') for (const n of s.bundle.names) if (!index.has(n)) index.set(n, s.bundle);
+    if (platform) for (const n of platform.names) if (!index.has(n)) index.set(n, platform);
     for (const s of files) if (s.bundle && s.source === 'file' && !s.ref.app) for (const n of s.bundle.names) index.set(n, s.bundle);
     for (const s of files) if (s.bundle && s.source === 'file' && s.ref.app) for (const n of s.bundle.names) index.set(n, s.bundle);
+    for (const s of provided) if (s.bundle && s.ref.role === 'app') for (const n of s.serves) index.set(n, s.bundle);
     const fallback = platform ?? this.#selfSigned;
     const defaultChanged = this.#o.store.defaultBundle !== fallback;
     this.#o.store.update(index, fallback);
     if (defaultChanged) this.#o.onDefaultChange();
-    this.#acme?.setHosts(this.#acmeHosts(this.#snapshot.apps, files.flatMap((s) => (s.bundle ? s.bundle.names : []))));
+    const covered = [...files.flatMap((s) => (s.bundle ? s.bundle.names : [])), ...provided.filter((s) => s.ref.role === 'app' || s.bundle === platform).flatMap((s) => s.serves)];
+    this.#acme?.setHosts(this.#acmeHosts(this.#snapshot.apps, covered));
     this.#report(index, fallback);
   }
 

@@ -7,12 +7,17 @@
  * client.
  *
  * Contract:
- * - Resources: core/v1 `namespaces` (cluster-scoped), `services`, `secrets`, `endpoints`,
- *   `events`; `discovery.k8s.io/v1` `endpointslices`; `coordination.k8s.io/v1` `leases`.
+ * - Resources: core/v1 `namespaces` (cluster-scoped), `services`, `secrets`, `configmaps`,
+ *   `serviceaccounts`, `endpoints`, `events`; `discovery.k8s.io/v1` `endpointslices`;
+ *   `coordination.k8s.io/v1` `leases`; `apps/v1` `deployments`; `policy/v1`
+ *   `poddisruptionbudgets`; `rbac.authorization.k8s.io/v1` `roles`, `rolebindings`
+ *   (namespaced), `clusterroles`, `clusterrolebindings` (cluster-scoped);
+ *   `authorization.k8s.io/v1` `selfsubjectaccessreviews` (create only, see Authorization).
  *   Namespaced paths (`/api/v1/namespaces/{ns}/services[/{name}]`) and all-namespaces
- *   list/watch (`/api/v1/services`). `services/status` and `namespaces/status` exist as
- *   subresources; as in Kubernetes, writes to the main resource keep the stored status
- *   and writes to `/status` change only the status.
+ *   list/watch (`/api/v1/services`). `services/status`, `namespaces/status`,
+ *   `deployments/status` and `poddisruptionbudgets/status` exist as subresources; as in
+ *   Kubernetes, writes to the main resource keep the stored status and writes to `/status`
+ *   change only the status. No controllers run: a Deployment gets no Pods and no status.
  * - One global resourceVersion, a string of an integer, increasing by one on every write
  *   to any resource (as etcd's revision does). A write that changes nothing (an update or
  *   patch whose result equals the stored object) is a no-op: no new resourceVersion, no
@@ -50,7 +55,22 @@
  *   10.96.0.0/12 (kept on updates that omit it), `clusterIPs`, `ipFamilies`,
  *   `sessionAffinity: None`, port `protocol: TCP` and `targetPort` = `port`, nodePorts for
  *   NodePort/LoadBalancer. Secrets: `type: Opaque`, `stringData` folded into base64
- *   `data`. Namespaces: `status.phase: Active`.
+ *   `data`. Namespaces: `status.phase: Active`. Deployments: `replicas: 1`, RollingUpdate
+ *   25%/25%, `revisionHistoryLimit: 10`, `progressDeadlineSeconds: 600`, and the pod
+ *   template's `restartPolicy`, `terminationGracePeriodSeconds: 30`, `dnsPolicy`,
+ *   `schedulerName`, container `imagePullPolicy` (Always for `:latest` or no tag),
+ *   `terminationMessagePath/Policy`, port `protocol: TCP`, probe timeouts/periods/
+ *   thresholds and `httpGet.scheme: HTTP`. Strategic merge patches merge a Deployment's
+ *   containers, initContainers, volumes and imagePullSecrets by `name`, container `ports`
+ *   by `containerPort`, `env` by `name`, `volumeMounts` by `mountPath` (RBAC `rules` and
+ *   `subjects` are replaced whole, as Kubernetes declares them).
+ * - Validation beyond names and labels (422 Invalid, kube-apiserver's field messages):
+ *   a Deployment needs `spec.selector` matching the template's labels and containers with
+ *   a name and an image; a PolicyRule needs `verbs`, and `apiGroups` + `resources` or
+ *   (ClusterRole only) `nonResourceURLs`; a binding needs a `roleRef` (apiGroup
+ *   `rbac.authorization.k8s.io`, kind Role/ClusterRole — ClusterRole only for a
+ *   ClusterRoleBinding) that no update may change, and subjects of kind ServiceAccount
+ *   (with a namespace in a ClusterRoleBinding), User or Group.
  * - Errors are `Status` objects `{kind: 'Status', apiVersion: 'v1', metadata: {},
  *   status: 'Failure', message, reason, details?, code}`.
  * - WATCH (`watch=true`/`watch=1`, or the legacy `/watch/` path prefix): a 200 response,
@@ -78,8 +98,45 @@
  *   (older kubectl reads only that). Lacking schemas, kubectl computes apply patches from
  *   its built-in types. LIST and WATCH asked for `as=Table` (`kubectl get [-w]`) answer
  *   `meta.k8s.io/v1` Tables.
- * - Authentication: none, unless `token` is given: then every request needs
- *   `Authorization: Bearer <token>`, else 401.
+ * - Authentication: a request is the admin (allowed everything, never authorized) unless
+ *   it carries a bearer token of the `tokens` option: then it is that token's user
+ *   (`system:serviceaccount:<ns>:<name>` for a ServiceAccount, in the groups
+ *   `system:serviceaccounts`, `system:serviceaccounts:<ns>` and `system:authenticated`).
+ *   With `token`, a request must carry that token (the admin's) or a `tokens` one, else
+ *   401; with `tokens` and no `token`, an unknown bearer token is 401 and no token is the
+ *   admin. `requests[].user` tells who asked.
+ * - Authorization: the RBAC authorizer over the stored Roles, ClusterRoles, RoleBindings and
+ *   ClusterRoleBindings. A rule allows a request when its verbs, apiGroups, resources
+ *   (`resource`, `resource/subresource`, `*`, `*` + `/subresource`) and resourceNames (if
+ *   any) all match; ClusterRoleBindings grant everywhere (cluster scope and every
+ *   namespace, all-namespaces lists included), RoleBindings only in their namespace (to a
+ *   Role there or a ClusterRole). Subjects: ServiceAccount (its namespace defaults to the
+ *   RoleBinding's), User, Group. As kube-apiserver's bootstrap policy grants every
+ *   authenticated user, discovery and health paths (`/api*`, `/apis*`, `/version`,
+ *   `/openapi*`, `/healthz`, `/livez`, `/readyz`) and creating SelfSubjectAccessReviews
+ *   are always allowed. Verbs: get/list/watch (GET on an object, a collection, with
+ *   `watch`), create, update, patch, delete, deletecollection; a request on
+ *   `namespaces/{name}` is in that namespace. `POST
+ *   /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` answers 201 with the spec and
+ *   `status: {allowed, reason?}` for the requester (the admin: always allowed, no reason;
+ *   a `tokens` user: RBAC, reason `RBAC: allowed by ClusterRoleBinding "b" of ClusterRole
+ *   "r" to ServiceAccount "name/ns"` or `RBAC: allowed by RoleBinding "b/ns" of Role "r"
+ *   to …`; a denial has no reason unless a binding names a missing role); exactly one of
+ *   `resourceAttributes`/`nonResourceAttributes` or 422. With `enforceRbac`, every request
+ *   of a `tokens` user is authorized first (before routing, so a denial wins over a 404):
+ *   a 403 Status `{reason: 'Forbidden', details: {name?, group?, kind: <resource>}}`
+ *   worded as kube-apiserver does — `services is forbidden: User "u" cannot list resource
+ *   "services" in API group "" at the cluster scope`, `leases.coordination.k8s.io "l" is
+ *   forbidden: User "u" cannot update resource "leases" in API group
+ *   "coordination.k8s.io" in the namespace "deis"`. Without it, only SelfSubjectAccessReviews
+ *   consult RBAC.
+ * - `kubeConfig()`, `kubeconfigYaml()` and `writeKubeconfig(path)` take `{token?,
+ *   namespace?}`: a kubeconfig whose user is a `tokens` user (default: the `token` option).
+ *   kubectl (client-go) sends no bearer token over plain http: start the server with
+ *   `tls: true` (HTTPS, a self-signed certificate, skipped verification in the kubeconfig)
+ *   to run kubectl as a token user, and give the admin a `token` too (over https kubectl
+ *   asks for a user name when its kubeconfig has no credentials). `@kubernetes/client-node`
+ *   sends the token either way.
  * - Test controls: `apply`/`remove`/`get`/`list` act on the store directly and produce
  *   the same resourceVersions and watch events as the HTTP API (`apply` creates missing
  *   namespaces and never conflicts). Faults: `dropWatches()` ends every watch response
@@ -97,7 +154,8 @@
  * - Importing this module imports `@kubernetes/client-node` (for `kubeConfig()`), which
  *   costs a tap test file 5–7 s: import it only from tests that need Kubernetes.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -128,6 +186,11 @@ export interface ObjectMeta {
 export interface KubeApiServerOptions {
   /** Port on 127.0.0.1; 0 (default) picks one. */
   port?: number;
+  /**
+   * Serve HTTPS with a self-signed certificate (`url` is then `https://`). kubectl sends a
+   * bearer token only over TLS: use this to run kubectl as a `tokens` user.
+   */
+  tls?: boolean;
   /** Interval between BOOKMARK events on watches that allow them (default 1000 ms). */
   bookmarkIntervalMs?: number;
   /** Events retained for watches resuming from a resourceVersion (default 10,000). */
@@ -138,10 +201,27 @@ export interface KubeApiServerOptions {
   namespaces?: string[];
   /** Objects stored at start, after the namespaces. */
   objects?: KubeObject[];
-  /** Require `Authorization: Bearer <token>` on every request. */
+  /** Require `Authorization: Bearer <token>` on every request (that token is the admin). */
   token?: string;
+  /**
+   * Bearer tokens of users, token → user name, e.g. `{ 's3cret': 'system:serviceaccount:deis:fairway' }`.
+   * A ServiceAccount user is also in the groups `system:serviceaccounts`,
+   * `system:serviceaccounts:<ns>` and `system:authenticated`; any other user in
+   * `system:authenticated`. SelfSubjectAccessReviews of these users are answered from the
+   * stored RBAC objects; other requests only when `enforceRbac` is set.
+   */
+  tokens?: Record<string, string>;
+  /** Authorize every request of a `tokens` user against the stored RBAC objects (403 Forbidden otherwise). */
+  enforceRbac?: boolean;
   /** Close watches that asked for no `timeoutSeconds` after this many seconds (default: never). */
   defaultWatchTimeoutSeconds?: number;
+}
+
+export interface KubeconfigOptions {
+  /** Bearer token of the kubeconfig's user, e.g. one of the `tokens` option. */
+  token?: string;
+  /** The context's namespace (default `default`). */
+  namespace?: string;
 }
 
 export interface RequestRecord {
@@ -151,6 +231,8 @@ export interface RequestRecord {
   /** Query parameters (last value wins). */
   query: Record<string, string>;
   watch: boolean;
+  /** The `tokens` user who made the request; undefined for the admin. */
+  user: string | undefined;
   /** Response status, once the response has been started (200 for watches). */
   status?: number;
 }
@@ -171,7 +253,7 @@ export interface WatchInfo {
 }
 
 export interface KubeApiServer {
-  /** `http://127.0.0.1:PORT` — stable across `stop()`/`start()` and `restartFresh()`. */
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`) — stable across `stop()`/`start()` and `restartFresh()`. */
   readonly url: string;
   readonly port: number;
   /** The current global resourceVersion. */
@@ -180,12 +262,15 @@ export interface KubeApiServer {
   readonly requests: readonly RequestRecord[];
   /** The watches open now (silenced ones included). */
   readonly activeWatches: readonly WatchInfo[];
-  /** A KubeConfig for the real client: this server, `skipTLSVerify: true`, namespace `default`. */
-  kubeConfig(): KubeConfig;
+  /**
+   * A KubeConfig for the real client: this server, `skipTLSVerify: true`, namespace
+   * `default` (or `namespace`); its user carries `token` (default: the `token` option, if any).
+   */
+  kubeConfig(options?: KubeconfigOptions): KubeConfig;
   /** The same configuration as kubeconfig YAML. */
-  kubeconfigYaml(): string;
+  kubeconfigYaml(options?: KubeconfigOptions): string;
   /** Writes `kubeconfigYaml()` to `path` (for kubectl `--kubeconfig` or KUBECONFIG). */
-  writeKubeconfig(path: string): Promise<void>;
+  writeKubeconfig(path: string, options?: KubeconfigOptions): Promise<void>;
   /** Creates or replaces an object (by apiVersion + kind + namespace + name); returns the stored object. */
   apply(object: KubeObject): KubeObject;
   /** Deletes an object; `kind` is a Kind (`Service`) or a plural (`services`). Returns whether it existed. */
@@ -229,18 +314,30 @@ interface ResourceType {
   returnsDeletedObject: boolean;
   /** Field selectors beyond metadata.name / metadata.namespace. */
   fields: string[];
+  /** The verbs discovery lists; a resource with only `create` is a review: answered, never stored. */
+  verbs: string[];
 }
 
 const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
 const RESOURCES: readonly ResourceType[] = [
   resource('', 'namespaces', 'namespace', 'Namespace', false, ['ns'], { statusSubresource: true, returnsDeletedObject: true }),
   resource('', 'services', 'service', 'Service', true, ['svc'], { statusSubresource: true, returnsDeletedObject: true }),
   resource('', 'secrets', 'secret', 'Secret', true, [], { fields: ['type'] }),
+  resource('', 'configmaps', 'configmap', 'ConfigMap', true, ['cm']),
+  resource('', 'serviceaccounts', 'serviceaccount', 'ServiceAccount', true, ['sa']),
   resource('', 'endpoints', 'endpoints', 'Endpoints', true, ['ep']),
   resource('', 'events', 'event', 'Event', true, ['ev'], {
     fields: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'],
   }),
+  resource('apps', 'deployments', 'deployment', 'Deployment', true, ['deploy'], { statusSubresource: true }),
+  resource('policy', 'poddisruptionbudgets', 'poddisruptionbudget', 'PodDisruptionBudget', true, ['pdb'], { statusSubresource: true }),
+  resource(RBAC_GROUP, 'roles', 'role', 'Role', true, []),
+  resource(RBAC_GROUP, 'rolebindings', 'rolebinding', 'RoleBinding', true, []),
+  resource(RBAC_GROUP, 'clusterroles', 'clusterrole', 'ClusterRole', false, []),
+  resource(RBAC_GROUP, 'clusterrolebindings', 'clusterrolebinding', 'ClusterRoleBinding', false, []),
+  resource('authorization.k8s.io', 'selfsubjectaccessreviews', 'selfsubjectaccessreview', 'SelfSubjectAccessReview', false, [], { verbs: ['create'] }),
   resource('discovery.k8s.io', 'endpointslices', 'endpointslice', 'EndpointSlice', true, []),
   resource('coordination.k8s.io', 'leases', 'lease', 'Lease', true, []),
 ];
@@ -252,10 +349,13 @@ function resource(
   kind: string,
   namespaced: boolean,
   shortNames: string[],
-  extra: Partial<Pick<ResourceType, 'statusSubresource' | 'returnsDeletedObject' | 'fields'>> = {},
+  extra: Partial<Pick<ResourceType, 'statusSubresource' | 'returnsDeletedObject' | 'fields' | 'verbs'>> = {},
 ): ResourceType {
-  return { group, version: 'v1', plural, singular, kind, namespaced, shortNames, statusSubresource: false, returnsDeletedObject: false, fields: [], ...extra };
+  return { group, version: 'v1', plural, singular, kind, namespaced, shortNames, statusSubresource: false, returnsDeletedObject: false, fields: [], verbs: VERBS, ...extra };
 }
+
+/** A review resource (SelfSubjectAccessReview): POST answers it, nothing is stored or listed. */
+const isReview = (r: ResourceType) => r.verbs.length === 1 && r.verbs[0] === 'create';
 
 const groupVersion = (r: ResourceType): string => (r.group ? `${r.group}/${r.version}` : r.version);
 const NAMESPACES = RESOURCES[0]!;
@@ -417,6 +517,12 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 /** Strategic-merge list semantics Kubernetes declares for the fields these resources have. */
 function listStrategy(kind: string, path: string): { mergeKey: string } | 'set' | undefined {
   if (kind === 'Service' && path === 'spec.ports') return { mergeKey: 'port' };
+  if (kind === 'Deployment' && path.startsWith('spec.template.spec.')) {
+    const pod = path.slice('spec.template.spec.'.length);
+    if (pod === 'containers' || pod === 'initContainers' || pod === 'volumes' || pod === 'imagePullSecrets') return { mergeKey: 'name' };
+    const m = /^(?:containers|initContainers)\.(ports|env|volumeMounts)$/.exec(pod);
+    if (m) return { mergeKey: m[1] === 'ports' ? 'containerPort' : m[1] === 'env' ? 'name' : 'mountPath' };
+  }
   if (path === 'metadata.ownerReferences') return { mergeKey: 'uid' };
   if (path === 'metadata.finalizers' || path === 'spec.finalizers') return 'set';
   if (path === 'status.conditions') return { mergeKey: 'type' };
@@ -579,6 +685,255 @@ function jsonPatch(r: ResourceType, name: string, target: unknown, operations: u
     }
   }
   return doc;
+}
+
+// ---------------------------------------------------------------------------------------
+// Protobuf (only what `kubectl auth can-i` sends)
+
+/** The fields of one protobuf message: number → values (varints as numbers, length-delimited as bytes). */
+function protobufFields(buf: Buffer): Map<number, Array<number | Buffer>> {
+  const fields = new Map<number, Array<number | Buffer>>();
+  let at = 0;
+  const varint = () => {
+    let value = 0;
+    let shift = 0;
+    for (;;) {
+      if (at >= buf.length) throw badRequest('error decoding body: truncated protobuf');
+      const byte = buf[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (at < buf.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    let value: number | Buffer;
+    switch (key & 7) {
+      case 0:
+        value = varint();
+        break;
+      case 1:
+        value = buf.subarray(at, (at += 8));
+        break;
+      case 2: {
+        const length = varint();
+        value = buf.subarray(at, (at += length));
+        break;
+      }
+      case 5:
+        value = buf.subarray(at, (at += 4));
+        break;
+      default:
+        throw badRequest('error decoding body: unsupported protobuf wire type');
+    }
+    fields.set(field, [...(fields.get(field) ?? []), value]);
+  }
+  return fields;
+}
+
+/**
+ * A SelfSubjectAccessReview in Kubernetes' protobuf envelope (`k8s\0` + runtime.Unknown
+ * {typeMeta 1, raw 2}) as JSON: spec 2 → resourceAttributes 1 (namespace 1, verb 2, group
+ * 3, version 4, resource 5, subresource 6, name 7) or nonResourceAttributes 2 (path 1, verb 2).
+ */
+function selfSubjectAccessReviewFromProtobuf(buf: Buffer): KubeObject {
+  if (buf.subarray(0, 4).toString('latin1') !== 'k8s\0') throw badRequest('error decoding body: no protobuf envelope');
+  const message = (fields: Map<number, Array<number | Buffer>>, n: number) => {
+    const v = fields.get(n)?.at(-1);
+    return Buffer.isBuffer(v) ? protobufFields(v) : undefined;
+  };
+  const strings = (fields: Map<number, Array<number | Buffer>> | undefined, names: string[]) => {
+    const out: Record<string, string> = {};
+    names.forEach((name, i) => {
+      const v = fields?.get(i + 1)?.at(-1);
+      if (Buffer.isBuffer(v) && v.length > 0) out[name] = v.toString('utf8');
+    });
+    return out;
+  };
+  const unknown = protobufFields(buf.subarray(4));
+  const typeMeta = strings(message(unknown, 1), ['apiVersion', 'kind']);
+  const spec = message(message(unknown, 2) ?? new Map(), 2) ?? new Map<number, Array<number | Buffer>>();
+  const resourceAttributes = message(spec, 1);
+  const nonResourceAttributes = message(spec, 2);
+  return {
+    ...typeMeta,
+    spec: {
+      ...(resourceAttributes ? { resourceAttributes: strings(resourceAttributes, ['namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name']) } : {}),
+      ...(nonResourceAttributes ? { nonResourceAttributes: strings(nonResourceAttributes, ['path', 'verb']) } : {}),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Workloads and RBAC: defaults and validation as the registry strategies apply them
+
+/** The defaults kube-apiserver gives a Deployment and its pod template (the ones a manifest usually leaves out). */
+function defaultDeployment(object: KubeObject) {
+  const spec = (isMap(object.spec) ? object.spec : (object.spec = {})) as Record<string, unknown>;
+  spec.replicas ??= 1;
+  spec.revisionHistoryLimit ??= 10;
+  spec.progressDeadlineSeconds ??= 600;
+  const strategy = (isMap(spec.strategy) ? spec.strategy : (spec.strategy = {})) as Record<string, unknown>;
+  strategy.type ??= 'RollingUpdate';
+  if (strategy.type === 'RollingUpdate') strategy.rollingUpdate ??= { maxUnavailable: '25%', maxSurge: '25%' };
+  const template = isMap(spec.template) ? spec.template : undefined;
+  const pod = template && isMap(template.spec) ? template.spec : undefined;
+  if (!pod) return;
+  pod.restartPolicy ??= 'Always';
+  pod.terminationGracePeriodSeconds ??= 30;
+  pod.dnsPolicy ??= 'ClusterFirst';
+  pod.schedulerName ??= 'default-scheduler';
+  pod.securityContext ??= {};
+  for (const list of [pod.containers, pod.initContainers]) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list.filter(isMap)) {
+      const image = typeof c.image === 'string' ? c.image : '';
+      c.imagePullPolicy ??= /:latest$/.test(image) || !/:[^/]+$/.test(image) ? 'Always' : 'IfNotPresent';
+      c.terminationMessagePath ??= '/dev/termination-log';
+      c.terminationMessagePolicy ??= 'File';
+      if (Array.isArray(c.ports)) for (const port of c.ports.filter(isMap)) port.protocol ??= 'TCP';
+      for (const probe of [c.livenessProbe, c.readinessProbe, c.startupProbe]) {
+        if (!isMap(probe)) continue;
+        probe.timeoutSeconds ??= 1;
+        probe.periodSeconds ??= 10;
+        probe.successThreshold ??= 1;
+        probe.failureThreshold ??= 3;
+        if (isMap(probe.httpGet)) probe.httpGet.scheme ??= 'HTTP';
+      }
+    }
+  }
+}
+
+function deploymentCauses(object: KubeObject): string[] {
+  const spec = isMap(object.spec) ? object.spec : {};
+  const causes: string[] = [];
+  const selector = isMap(spec.selector) && isMap(spec.selector.matchLabels) ? (spec.selector.matchLabels as Record<string, string>) : undefined;
+  const template = isMap(spec.template) ? spec.template : {};
+  const labels = isMap(template.metadata) && isMap(template.metadata.labels) ? (template.metadata.labels as Record<string, string>) : {};
+  if (!selector || Object.keys(selector).length === 0) causes.push('spec.selector: Required value');
+  else if (!Object.entries(selector).every(([k, v]) => labels[k] === v)) {
+    causes.push(`spec.template.metadata.labels: Invalid value: ${JSON.stringify(labels)}: \`selector\` does not match template \`labels\``);
+  }
+  const pod = isMap(template.spec) ? template.spec : {};
+  const containers = Array.isArray(pod.containers) ? pod.containers : [];
+  if (containers.length === 0) causes.push('spec.template.spec.containers: Required value');
+  containers.forEach((c, i) => {
+    if (!isMap(c) || typeof c.name !== 'string' || !c.name) causes.push(`spec.template.spec.containers[${i}].name: Required value`);
+    if (!isMap(c) || typeof c.image !== 'string' || !c.image) causes.push(`spec.template.spec.containers[${i}].image: Required value`);
+  });
+  return causes;
+}
+
+/** The rbac/validation rules that catch a broken manifest: verbs, apiGroups for resources, roleRef, subjects. */
+function rbacCauses(r: ResourceType, object: KubeObject): string[] {
+  const causes: string[] = [];
+  if (r.kind === 'Role' || r.kind === 'ClusterRole') {
+    const rules = object.rules === undefined || object.rules === null ? [] : object.rules;
+    if (!Array.isArray(rules)) return ['rules: Invalid value: must be a list of PolicyRules'];
+    rules.forEach((rule, i) => {
+      if (!isMap(rule)) return void causes.push(`rules[${i}]: Invalid value: must be a PolicyRule`);
+      const list = (key: string) => (Array.isArray(rule[key]) ? (rule[key] as unknown[]) : []);
+      if (list('verbs').length === 0) causes.push(`rules[${i}].verbs: Required value: verbs must contain at least one value`);
+      if (list('nonResourceURLs').length > 0) {
+        if (r.kind === 'Role') causes.push(`rules[${i}].nonResourceURLs: Invalid value: ${JSON.stringify(rule.nonResourceURLs)}: namespaced rules cannot apply to non-resource URLs`);
+        if (list('resources').length > 0 || list('apiGroups').length > 0) causes.push(`rules[${i}].nonResourceURLs: Invalid value: ${JSON.stringify(rule.nonResourceURLs)}: rules cannot apply to both regular resources and non-resource URLs`);
+      } else {
+        if (list('apiGroups').length === 0) causes.push(`rules[${i}].apiGroups: Required value: resource rules must supply at least one api group`);
+        if (list('resources').length === 0) causes.push(`rules[${i}].resources: Required value: resource rules must supply at least one resource`);
+      }
+    });
+    return causes;
+  }
+  const ref = isMap(object.roleRef) ? object.roleRef : undefined;
+  const kinds = r.kind === 'RoleBinding' ? ['Role', 'ClusterRole'] : ['ClusterRole'];
+  if (!ref) causes.push('roleRef: Required value');
+  else {
+    if (ref.apiGroup !== RBAC_GROUP) causes.push(`roleRef.apiGroup: Unsupported value: ${JSON.stringify(ref.apiGroup ?? '')}: supported values: "${RBAC_GROUP}"`);
+    if (!kinds.includes(String(ref.kind))) causes.push(`roleRef.kind: Unsupported value: ${JSON.stringify(ref.kind ?? '')}: supported values: ${kinds.map((k) => `"${k}"`).join(', ')}`);
+    if (typeof ref.name !== 'string' || !ref.name) causes.push('roleRef.name: Required value');
+  }
+  const subjects = Array.isArray(object.subjects) ? object.subjects : [];
+  subjects.forEach((subject, i) => {
+    if (!isMap(subject)) return void causes.push(`subjects[${i}]: Invalid value: must be a Subject`);
+    if (typeof subject.name !== 'string' || !subject.name) causes.push(`subjects[${i}].name: Required value`);
+    if (subject.kind === 'ServiceAccount') {
+      if (r.kind === 'ClusterRoleBinding' && !subject.namespace) causes.push(`subjects[${i}].namespace: Required value`);
+    } else if (subject.kind === 'User' || subject.kind === 'Group') {
+      if (subject.apiGroup !== RBAC_GROUP) causes.push(`subjects[${i}].apiGroup: Unsupported value: ${JSON.stringify(subject.apiGroup ?? '')}: supported values: "${RBAC_GROUP}"`);
+    } else causes.push(`subjects[${i}].kind: Unsupported value: ${JSON.stringify(subject.kind ?? '')}: supported values: "ServiceAccount", "User", "Group"`);
+  });
+  return causes;
+}
+
+// ---------------------------------------------------------------------------------------
+// Authorization (the RBAC authorizer of kube-apiserver, over the stored objects)
+
+/** Who makes a request: a `tokens` user. The admin (no token, or the `token` option's) is never authorized. */
+interface UserInfo {
+  name: string;
+  groups: string[];
+}
+
+function userInfo(name: string): UserInfo {
+  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(name);
+  return { name, groups: sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`, 'system:authenticated'] : ['system:authenticated'] };
+}
+
+/** What is asked: authorizer.Attributes. `namespace` '' is the cluster scope (or all namespaces). */
+type Attributes =
+  | { kind: 'resource'; verb: string; group: string; resource: string; subresource: string; name: string; namespace: string }
+  | { kind: 'path'; verb: string; path: string };
+
+/**
+ * Non-resource paths and reviews every authenticated user may use, as kube-apiserver's
+ * bootstrap ClusterRoles `system:discovery`, `system:public-info-viewer` and
+ * `system:basic-user` (bound to `system:authenticated`) grant them.
+ */
+const PUBLIC_PATHS = ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/readyz', '/version', '/version/', '/openapi', '/openapi/*'];
+
+function pathMatches(patterns: unknown[], path: string): boolean {
+  return patterns.some((p) => typeof p === 'string' && (p === '*' || p === path || (p.endsWith('*') && path.startsWith(p.slice(0, -1)))));
+}
+
+/** rbac/validation's RuleAllows: verbs, then API groups, resources (`*`, `resource/sub`, or `*` + `/sub`) and names. */
+function ruleAllows(a: Attributes, rule: Record<string, unknown>): boolean {
+  const list = (key: string) => (Array.isArray(rule[key]) ? (rule[key] as unknown[]) : []);
+  if (!list('verbs').some((v) => v === '*' || v === a.verb)) return false;
+  if (a.kind === 'path') return pathMatches(list('nonResourceURLs'), a.path);
+  if (!list('apiGroups').some((g) => g === '*' || g === a.group)) return false;
+  const combined = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+  const resourceOk = list('resources').some((res) => res === '*' || res === combined || (a.subresource !== '' && res === `*/${a.subresource}`));
+  if (!resourceOk) return false;
+  const names = list('resourceNames');
+  return names.length === 0 || (a.name !== '' && names.includes(a.name));
+}
+
+function subjectAppliesTo(user: UserInfo, subject: unknown, bindingNamespace: string): boolean {
+  if (!isMap(subject)) return false;
+  if (subject.kind === 'User') return subject.name === user.name;
+  if (subject.kind === 'Group') return typeof subject.name === 'string' && user.groups.includes(subject.name);
+  if (subject.kind === 'ServiceAccount') {
+    const namespace = typeof subject.namespace === 'string' && subject.namespace ? subject.namespace : bindingNamespace;
+    return namespace !== '' && user.name === `system:serviceaccount:${namespace}:${String(subject.name)}`;
+  }
+  return false;
+}
+
+function describeSubject(subject: Record<string, unknown>, bindingNamespace: string): string {
+  if (subject.kind === 'ServiceAccount') return `ServiceAccount "${String(subject.name)}/${String(subject.namespace || bindingNamespace)}"`;
+  return `${String(subject.kind)} "${String(subject.name)}"`;
+}
+
+/** apiserver's forbiddenMessage + apierrors.NewForbidden, word for word. */
+function forbidden(user: UserInfo, a: Attributes): ApiError {
+  if (a.kind === 'path') return new ApiError(403, 'Forbidden', `forbidden: User "${user.name}" cannot ${a.verb} path "${a.path}"`, {});
+  const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+  const scope = a.namespace ? `in the namespace "${a.namespace}"` : 'at the cluster scope';
+  const why = `User "${user.name}" cannot ${a.verb} resource "${resource}" in API group "${a.group}" ${scope}`;
+  const qualifiedResource = a.group ? `${a.resource}.${a.group}` : a.resource;
+  const message = a.name ? `${qualifiedResource} "${a.name}" is forbidden: ${why}` : `${qualifiedResource} is forbidden: ${why}`;
+  return new ApiError(403, 'Forbidden', message, { ...(a.name ? { name: a.name } : {}), ...(a.group ? { group: a.group } : {}), kind: a.resource });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -784,6 +1139,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       next.spec ??= { finalizers: ['kubernetes'] };
       next.status ??= { phase: 'Active' };
     }
+    if (r.kind === 'Deployment') defaultDeployment(next);
   }
 
   function validate(r: ResourceType, object: KubeObject) {
@@ -810,6 +1166,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         else if (field === 'labels' && (v.length > 63 || !LABEL_VALUE.test(v))) causes.push(`metadata.labels: Invalid value: "${v}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'`);
       }
     }
+    if (r.kind === 'Deployment') causes.push(...deploymentCauses(object));
+    if (r.group === RBAC_GROUP) causes.push(...rbacCauses(r, object));
     if (causes.length > 0) throw invalid(r, name, causes);
   }
 
@@ -864,6 +1222,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     object.metadata = { ...meta, name, namespace: oldMeta.namespace, uid: oldMeta.uid, creationTimestamp: oldMeta.creationTimestamp, resourceVersion: oldMeta.resourceVersion, generation: oldMeta.generation };
     if (!r.namespaced) delete object.metadata.namespace;
     delete object.metadata.managedFields;
+    if ((r.kind === 'RoleBinding' || r.kind === 'ClusterRoleBinding') && !isDeepStrictEqual(object.roleRef, old.roleRef)) {
+      throw invalid(r, name, [`roleRef: Invalid value: ${JSON.stringify(object.roleRef)}: cannot change roleRef`]);
+    }
     validate(r, object);
     prepare(r, object, old);
     const stored = withKind(r, object);
@@ -905,6 +1266,100 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
   function seed() {
     for (const name of options.namespaces ?? DEFAULT_NAMESPACES) create(NAMESPACES, { metadata: { name } }, undefined, { fromTest: true });
+  }
+
+  // --- authentication and authorization ------------------------------------------------
+
+  /** The `tokens` user of a request; undefined for the admin. 401 for a token nobody has. */
+  function authenticate(req: IncomingMessage): UserInfo | undefined {
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer !== undefined && options.tokens && Object.prototype.hasOwnProperty.call(options.tokens, bearer)) return userInfo(options.tokens[bearer]!);
+    if (options.token !== undefined && bearer !== options.token) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+    if (bearer !== undefined && options.token === undefined && options.tokens !== undefined) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+    return undefined;
+  }
+
+  /**
+   * The RBAC authorizer: ClusterRoleBindings first, then the RoleBindings of the request's
+   * namespace; the first rule that allows wins, with kube-apiserver's reason text. A binding
+   * whose role does not exist is an error in the reason of a denial, as kube-apiserver words it.
+   */
+  function authorize(user: UserInfo, a: Attributes): { allowed: boolean; reason?: string } {
+    if (a.kind === 'path' && a.verb === 'get' && pathMatches(PUBLIC_PATHS, a.path)) return { allowed: true, reason: '' };
+    if (a.kind === 'resource' && a.group === 'authorization.k8s.io' && a.resource === 'selfsubjectaccessreviews' && a.verb === 'create') return { allowed: true, reason: '' };
+    const errors: string[] = [];
+    const rulesOf = (ref: Record<string, unknown>, namespace: string | undefined) => {
+      const r = resourceByKind(String(ref.kind), `${RBAC_GROUP}/v1`);
+      const role = table(r).get(keyOf(r.namespaced ? namespace : undefined, String(ref.name)));
+      if (!role) {
+        errors.push(`${r.singular}.${RBAC_GROUP} "${String(ref.name)}" not found`);
+        return [];
+      }
+      return Array.isArray(role.rules) ? role.rules.filter(isMap) : [];
+    };
+    const bindings: Array<{ binding: KubeObject; namespace: string }> = [
+      ...currentObjects(resourceByKind('ClusterRoleBinding'), undefined).map((binding) => ({ binding, namespace: '' })),
+      ...(a.kind === 'resource' && a.namespace ? currentObjects(resourceByKind('RoleBinding'), a.namespace).map((binding) => ({ binding, namespace: a.namespace })) : []),
+    ];
+    for (const { binding, namespace } of bindings) {
+      const subjects = Array.isArray(binding.subjects) ? binding.subjects : [];
+      const subject = subjects.find((s) => subjectAppliesTo(user, s, namespace)) as Record<string, unknown> | undefined;
+      const ref = binding.roleRef as Record<string, unknown>;
+      if (!subject || !isMap(ref)) continue;
+      if (!rulesOf(ref, namespace).some((rule) => ruleAllows(a, rule))) continue;
+      const by = namespace
+        ? `RoleBinding "${binding.metadata!.name}/${namespace}" of ${String(ref.kind)} "${String(ref.name)}" to ${describeSubject(subject, namespace)}`
+        : `ClusterRoleBinding "${binding.metadata!.name}" of ${String(ref.kind)} "${String(ref.name)}" to ${describeSubject(subject, '')}`;
+      return { allowed: true, reason: `RBAC: allowed by ${by}` };
+    }
+    if (errors.length === 0) return { allowed: false };
+    return { allowed: false, reason: `RBAC: ${errors.length === 1 ? errors[0] : `[${errors.join(', ')}]`}` };
+  }
+
+  /** The attributes kube-apiserver's RequestInfoResolver finds in a routed request. */
+  function attributesOf(method: string, rt: Route, watching: boolean): Attributes {
+    const r = rt.resource;
+    const name = rt.name ?? '';
+    let verb: string;
+    if (method === 'GET' || method === 'HEAD') verb = watching || rt.legacyWatch ? 'watch' : name ? 'get' : 'list';
+    else if (method === 'POST') verb = 'create';
+    else if (method === 'PUT') verb = 'update';
+    else if (method === 'PATCH') verb = 'patch';
+    else if (method === 'DELETE') verb = name ? 'delete' : 'deletecollection';
+    else verb = method.toLowerCase();
+    // A request on a namespace itself is in that namespace, as kube-apiserver resolves it.
+    const namespace = r === NAMESPACES && name ? name : (rt.namespace ?? '');
+    return { kind: 'resource', verb, group: r.group, resource: r.plural, subresource: rt.subresource ?? '', name, namespace };
+  }
+
+  /** POST of a SelfSubjectAccessReview: answered for the requester, never stored. */
+  function selfSubjectAccessReview(r: ResourceType, body: KubeObject, user: UserInfo | undefined): KubeObject {
+    const spec = isMap(body.spec) ? body.spec : {};
+    const resourceAttributes = isMap(spec.resourceAttributes) ? spec.resourceAttributes : undefined;
+    const nonResourceAttributes = isMap(spec.nonResourceAttributes) ? spec.nonResourceAttributes : undefined;
+    if ((resourceAttributes === undefined) === (nonResourceAttributes === undefined)) {
+      throw invalid(r, '', [`spec.resourceAttributes: Invalid value: ${JSON.stringify(spec)}: exactly one of nonResourceAttributes or resourceAttributes must be specified`]);
+    }
+    const text = (v: unknown) => (typeof v === 'string' ? v : '');
+    const attributes: Attributes = resourceAttributes
+      ? {
+          kind: 'resource',
+          verb: text(resourceAttributes.verb),
+          group: text(resourceAttributes.group),
+          resource: text(resourceAttributes.resource),
+          subresource: text(resourceAttributes.subresource),
+          name: text(resourceAttributes.name),
+          namespace: text(resourceAttributes.namespace),
+        }
+      : { kind: 'path', verb: text(nonResourceAttributes!.verb), path: text(nonResourceAttributes!.path) };
+    const decision = user ? authorize(user, attributes) : { allowed: true };
+    return {
+      kind: r.kind,
+      apiVersion: groupVersion(r),
+      metadata: {},
+      spec: clone(spec),
+      status: { allowed: decision.allowed, ...(decision.reason ? { reason: decision.reason } : {}) },
+    };
   }
 
   // --- HTTP ---------------------------------------------------------------------------
@@ -955,7 +1410,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     res.end(data);
   }
 
-  async function readBody(req: IncomingMessage): Promise<unknown> {
+  /** The body as JSON; a protobuf body only for a SelfSubjectAccessReview (kubectl sends `auth can-i` so), else 415. */
+  async function readBody(req: IncomingMessage, r?: ResourceType): Promise<unknown> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+    const protobuf = type === 'application/vnd.kubernetes.protobuf';
+    if ((protobuf && !(r && isReview(r))) || type === 'application/cbor') {
+      throw new ApiError(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml');
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
@@ -963,6 +1424,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       if (size > MAX_BODY) throw new ApiError(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
       chunks.push(chunk as Buffer);
     }
+    if (protobuf) return selfSubjectAccessReviewFromProtobuf(Buffer.concat(chunks));
     const text = Buffer.concat(chunks).toString('utf8');
     if (!text.trim()) return undefined;
     try {
@@ -987,16 +1449,26 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestRecord) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = entry.query;
-    if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) {
-      throw new ApiError(401, 'Unauthorized', 'Unauthorized');
-    }
-    if (req.method === 'GET' && discovery(url.pathname, res)) return;
+    const user = authenticate(req);
+    entry.user = user?.name;
+    const enforce = options.enforceRbac === true && user !== undefined;
+    const method = req.method ?? 'GET';
     const rt = route(url.pathname);
+    if (enforce) {
+      const attributes = rt ? attributesOf(method, rt, entry.watch) : ({ kind: 'path', verb: method.toLowerCase(), path: url.pathname } as const);
+      if (!authorize(user, attributes).allowed) throw forbidden(user, attributes);
+    }
+    if (method === 'GET' && discovery(url.pathname, res)) return;
     if (!rt) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     const r = rt.resource;
     const dryRun = q.dryRun === 'All';
-    const method = req.method ?? 'GET';
     if (rt.legacyWatch && (method !== 'GET' || rt.name !== undefined)) throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+    if (isReview(r)) {
+      if (method !== 'POST' || rt.name !== undefined || rt.legacyWatch) throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      const body = requireObject(await readBody(req, r));
+      checkKind(r, body);
+      return sendJson(res, 201, selfSubjectAccessReview(r, body, user));
+    }
 
     if (rt.name === undefined) {
       if (method === 'GET' && (entry.watch || rt.legacyWatch)) return watch(req, res, rt, q);
@@ -1244,7 +1716,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
    */
   function openApiV3(group: string) {
     const paths: Record<string, unknown> = {};
-    for (const r of RESOURCES.filter((x) => x.group === group)) {
+    for (const r of RESOURCES.filter((x) => x.group === group && x.verbs.includes('patch'))) {
       const prefix = group ? `/apis/${group}/v1` : '/api/v1';
       const path = r.namespaced ? `${prefix}/namespaces/{namespace}/${r.plural}/{name}` : `${prefix}/${r.plural}/{name}`;
       paths[path] = {
@@ -1270,7 +1742,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         apiVersion: 'v1',
         groupVersion: group ? `${group}/v1` : 'v1',
         resources: resources.flatMap((r) => [
-          { name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: VERBS, ...(r.shortNames.length ? { shortNames: r.shortNames } : {}) },
+          { name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: r.verbs, ...(r.shortNames.length ? { shortNames: r.shortNames } : {}) },
           ...(r.statusSubresource ? [{ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] }] : []),
         ]),
       };
@@ -1317,11 +1789,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return true;
   }
 
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) query[k] = v;
-    const entry: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query, watch: query.watch === 'true' || query.watch === '1' || url.pathname.includes('/watch/') };
+    const entry: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query, watch: query.watch === 'true' || query.watch === '1' || url.pathname.includes('/watch/'), user: undefined };
     Object.defineProperty(entry, 'status', { enumerable: true, get: () => (res.headersSent ? res.statusCode : undefined) });
     requests.push(entry);
     handle(req, res, entry).catch((err: unknown) => {
@@ -1332,8 +1804,14 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       const status = err instanceof ApiError ? err.status : new ApiError(500, 'InternalError', `Internal error occurred: ${(err as Error).stack ?? String(err)}`).status;
       sendJson(res, status.code, status);
     });
-  });
-  server.on('connection', (socket) => {
+  };
+  let server: Server;
+  if (options.tls) {
+    const { generateSelfSigned } = await import('../../src/tls/self-signed.js');
+    const { certPem, keyPem } = await generateSelfSigned({ names: ['localhost', 'kubernetes.default.svc'] });
+    server = createTlsServer({ cert: certPem, key: keyPem }, listener) as unknown as Server;
+  } else server = createServer(listener);
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -1382,7 +1860,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
   const api: KubeApiServer = {
     get url() {
-      return `http://127.0.0.1:${port}`;
+      return `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     },
     get port() {
       return port;
@@ -1394,17 +1872,19 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     get activeWatches() {
       return [...watchers].map((w) => w.info);
     },
-    kubeConfig() {
+    kubeConfig(opts = {}) {
+      const token = opts.token ?? options.token;
       const kc = new KubeConfig();
       kc.loadFromOptions({
         clusters: [{ name: 'test', server: api.url, skipTLSVerify: true }],
-        users: [{ name: 'test', ...(options.token !== undefined ? { token: options.token } : {}) }],
-        contexts: [{ name: 'test', cluster: 'test', user: 'test', namespace: 'default' }],
+        users: [{ name: 'test', ...(token !== undefined ? { token } : {}) }],
+        contexts: [{ name: 'test', cluster: 'test', user: 'test', namespace: opts.namespace ?? 'default' }],
         currentContext: 'test',
       });
       return kc;
     },
-    kubeconfigYaml() {
+    kubeconfigYaml(opts = {}) {
+      const token = opts.token ?? options.token;
       return [
         'apiVersion: v1',
         'kind: Config',
@@ -1415,16 +1895,16 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         '    insecure-skip-tls-verify: true',
         'users:',
         '- name: test',
-        `  user: ${options.token !== undefined ? `{token: ${JSON.stringify(options.token)}}` : '{}'}`,
+        `  user: ${token !== undefined ? `{token: ${JSON.stringify(token)}}` : '{}'}`,
         'contexts:',
         '- name: test',
-        '  context: {cluster: test, user: test, namespace: default}',
+        `  context: {cluster: test, user: test, namespace: ${JSON.stringify(opts.namespace ?? 'default')}}`,
         'current-context: test',
         '',
       ].join('\n');
     },
-    async writeKubeconfig(path) {
-      await writeFile(path, api.kubeconfigYaml(), { mode: 0o600 });
+    async writeKubeconfig(path, opts) {
+      await writeFile(path, api.kubeconfigYaml(opts), { mode: 0o600 });
     },
     apply: applyObject,
     remove(kind, namespace, name) {

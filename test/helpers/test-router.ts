@@ -41,11 +41,14 @@ export interface Answer {
   json<T = any>(): T;
 }
 
+/** Ephemeral loopback ports for every listener (the builder's opens in Kubernetes mode only). */
+const LISTEN = 'listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n  builder: 127.0.0.1:0\n';
+
 /** `yaml` may use `{{http}}`/`{{admin}}`; listeners default to ephemeral loopback ports. */
 export async function startTestRouter(yaml: string, options: { dir?: string; acmePollMs?: { min: number; max: number }; kubernetes?: KubernetesOptions } = {}): Promise<TestRouter> {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'fairway-test-'));
   const configFile = path.join(dir, 'fairway.yaml');
-  if (!/^listen:/m.test(yaml)) yaml = `listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${yaml}`;
+  if (!/^listen:/m.test(yaml)) yaml = `${LISTEN}${yaml}`;
   writeFileSync(configFile, yaml);
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -74,7 +77,7 @@ export async function startTestRouter(yaml: string, options: { dir?: string; acm
     adminGet: (pathname) => call(`${admin}${pathname}`),
     adminPut: (pathname, body) => call(`${admin}${pathname}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
     async rewrite(text: string) {
-      if (!/^listen:/m.test(text)) text = `listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n${text}`;
+      if (!/^listen:/m.test(text)) text = `${LISTEN}${text}`;
       const cp = router.controlPlane;
       const outcome = new Promise<Snapshot>((resolve, reject) => {
         const onSnapshot = (s: Snapshot) => { cp.off('provider-error', onError); resolve(s); };

@@ -18,12 +18,27 @@
  *   (terminating or not-ready ones get no new requests). ExternalName Services are
  *   versions whose endpoint is the external DNS name.
  * - `router.deis.io/ssl.enforce: "true"` redirects to HTTPS.
+ * - Policy (the app's, merged over its versions' Services):
+ *   `router.deis.io/whitelist` (comma-separated IPs/CIDRs; IPv6 too, which Deis did not
+ *   accept) — the union of the versions' lists, so a version without one opens nothing;
+ *   `router.deis.io/maintenance` (`true`/`false`, any case) — on if any version says so;
+ *   `router.deis.io/connectTimeout` and `router.deis.io/tcpTimeout` (nginx times: `500ms`,
+ *   `30s`, `5m`, `1h`, `1d`, `1w`, `1M`, `1y`, a bare number is seconds) — the longest any
+ *   version sets, else the router-wide timeouts. `tcpTimeout` is nginx's
+ *   `proxy_read_timeout`: the app's read timeout (headers wait and body idle).
+ * - Domain policy (`TranslateInput.domainPolicy`, when set): a Service's domain is kept
+ *   only if a rule names its namespace (or `*`) and covers the domain; otherwise it is
+ *   reported and not routed, before host conflicts are decided (a refused claim takes no
+ *   host from anyone).
  * - A host claimed by two apps goes to the app whose oldest Service is oldest (creation
  *   timestamp, then namespace/name): the same answer on every replica. The other app
  *   loses that host and the conflict is reported.
- * - A value that fails validation is reported on its Service and the default is used.
+ * - A value that fails validation is reported on its Service and the default is used
+ *   (for the whitelist: each invalid entry is dropped, the valid ones kept).
  */
-import type { AppSpec, EndpointSpec, VersionSpec } from '../../model.js';
+import { canonicalCidr } from '../../config/cidr.js';
+import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, VersionSpec } from '../../model.js';
+import { parseNginxTime } from './nginx-time.js';
 
 export const ROUTABLE_LABEL = 'router.deis.io/routable';
 export const A = {
@@ -33,6 +48,10 @@ export const A = {
   domains: 'router.deis.io/domains',
   port: 'router.deis.io/port',
   sslEnforce: 'router.deis.io/ssl.enforce',
+  whitelist: 'router.deis.io/whitelist',
+  maintenance: 'router.deis.io/maintenance',
+  connectTimeout: 'router.deis.io/connectTimeout',
+  tcpTimeout: 'router.deis.io/tcpTimeout',
 } as const;
 
 /** The parts of a Service the translator reads (structurally compatible with the client's V1Service). */
@@ -61,6 +80,8 @@ export interface TranslateInput {
   readonly services: readonly KService[];
   readonly slices: readonly KEndpointSlice[];
   readonly platformDomain: string | undefined;
+  /** Which namespaces may claim which domains (`settings.kubernetes.domainPolicy`); undefined: any. */
+  readonly domainPolicy?: readonly DomainRule[] | undefined;
 }
 
 export interface Translation {
@@ -81,6 +102,7 @@ interface Version {
   spec: VersionSpec;
   domains: string[];
   sslEnforce: boolean;
+  policy: AppPolicy;
 }
 
 export function translate(input: TranslateInput): Translation {
@@ -130,10 +152,12 @@ export function translate(input: TranslateInput): Translation {
         d = `${d}.${input.platformDomain}`;
       }
       if (!DOMAIN.test(d)) report(A.domains, `"${raw}" is not a domain name; ignored`);
-      else if (!domains.includes(d)) domains.push(d);
+      else if (input.domainPolicy && !domainAllowed(input.domainPolicy, namespace, d)) {
+        report(A.domains, `namespace "${namespace}" may not route "${d}" (kubernetes.domainPolicy); not routed`);
+      } else if (!domains.includes(d)) domains.push(d);
     }
-    const sslRaw = ann[A.sslEnforce];
-    if (sslRaw !== undefined && sslRaw !== 'true' && sslRaw !== 'false') report(A.sslEnforce, `"${sslRaw}" must be "true" or "false"; using false`);
+    const sslEnforce = parseBoolean(ann[A.sslEnforce], A.sslEnforce, report);
+    const policy = policyOf(ann, report);
 
     const endpoints = endpointsOf(service, slicesByService.get(`${namespace}/${meta.name}`) ?? [], report);
     const key = `${namespace}\u0000${app}`;
@@ -150,7 +174,8 @@ export function translate(input: TranslateInput): Translation {
       created: meta.creationTimestamp ? new Date(meta.creationTimestamp).getTime() : 0,
       spec: { name: versionName, weight, endpoints },
       domains,
-      sslEnforce: sslRaw === 'true',
+      sslEnforce,
+      policy,
     });
   }
 
@@ -196,11 +221,83 @@ export function translate(input: TranslateInput): Translation {
       versions: g.versions.map((v) => v.spec),
       loadBalancing: 'least-outstanding',
       tls: { sslEnforce: g.versions.some((v) => v.sslEnforce), hsts: undefined, acme: true, certificates: [] },
+      policy: mergePolicies(g.versions.map((v) => v.policy)),
       source: 'kubernetes',
     });
   }
   apps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { apps, problems, owners };
+}
+
+/** `"true"`/`"false"` in any case (as the Deis router's `(?i)^(true|false)$`); anything else is reported and false. */
+function parseBoolean(raw: string | undefined, field: string, report: (field: string, message: string) => void): boolean {
+  if (raw === undefined) return false;
+  const v = raw.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v !== 'false') report(field, `"${raw}" must be "true" or "false"; using false`);
+  return false;
+}
+
+/** One Service's policy annotations; invalid values are reported and fall back to the defaults. */
+function policyOf(ann: Record<string, string>, report: (field: string, message: string) => void): AppPolicy {
+  const allow: string[] = [];
+  for (const entry of (ann[A.whitelist] ?? '').split(',').map((e) => e.trim()).filter(Boolean)) {
+    const cidr = canonicalCidr(entry);
+    if (cidr === undefined) report(A.whitelist, `"${entry}" is not an IP address or CIDR; ignored`);
+    else if (!allow.includes(cidr)) allow.push(cidr);
+  }
+  const time = (field: string, fallback: string): number | undefined => {
+    const raw = ann[field];
+    if (raw === undefined) return undefined;
+    const parsed = parseNginxTime(raw);
+    // Absurdly many digits overflow to Infinity, which a snapshot cannot carry as JSON.
+    const ms = parsed !== undefined && Number.isSafeInteger(parsed) ? parsed : undefined;
+    if (ms === undefined) report(field, `"${raw}" must be an nginx time like 30s, 5m or 1h (a bare number is seconds); using ${fallback}`);
+    return ms;
+  };
+  return {
+    allow,
+    maintenance: parseBoolean(ann[A.maintenance], A.maintenance, report),
+    connectTimeout: time(A.connectTimeout, 'the router-wide timeouts.connect'),
+    readTimeout: time(A.tcpTimeout, 'the router-wide timeouts.upstreamHeaders and upstreamIdle'),
+  };
+}
+
+/** An app's policy from its versions': allow lists unioned, maintenance if any, the longest timeouts set. */
+function mergePolicies(policies: readonly AppPolicy[]): AppPolicy {
+  const allow: string[] = [];
+  for (const p of policies) for (const a of p.allow) if (!allow.includes(a)) allow.push(a);
+  const longest = (values: (number | undefined)[]) => {
+    const set = values.filter((v): v is number => v !== undefined);
+    return set.length > 0 ? Math.max(...set) : undefined;
+  };
+  return {
+    allow,
+    maintenance: policies.some((p) => p.maintenance),
+    connectTimeout: longest(policies.map((p) => p.connectTimeout)),
+    readTimeout: longest(policies.map((p) => p.readTimeout)),
+  };
+}
+
+/**
+ * Whether a rule lets `namespace` claim `domain`. A rule's `example.com` covers it and
+ * every name below; `*.example.com` only the names below. A claimed wildcard
+ * `*.a.example.com` stands for the names below `a.example.com`.
+ */
+export function domainAllowed(rules: readonly DomainRule[], namespace: string, domain: string): boolean {
+  const wildcard = domain.startsWith('*.');
+  const base = wildcard ? domain.slice(2) : domain;
+  for (const rule of rules) {
+    if (!rule.namespaces.includes(namespace) && !rule.namespaces.includes('*')) continue;
+    for (const d of rule.domains) {
+      const belowOnly = d.startsWith('*.');
+      const suffix = belowOnly ? d.slice(2) : d;
+      if (base.endsWith(`.${suffix}`)) return true;
+      // The suffix itself: a claimed wildcard names only what is below it, so any rule covers it.
+      if (base === suffix && (wildcard || !belowOnly)) return true;
+    }
+  }
+  return false;
 }
 
 /** The routed port's ready endpoints, or the ExternalName. */

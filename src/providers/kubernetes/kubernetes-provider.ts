@@ -1,8 +1,10 @@
 /**
  * @module
- * The Kubernetes provider: watches routable Services and EndpointSlices through
+ * The Kubernetes provider: watches routable Services, EndpointSlices and Secrets through
  * `@kubernetes/client-node` informers and sends the model the Deis translator makes of
- * them. It never touches the data plane.
+ * them (apps, certificates from Secrets, TCP routes fed by a Service such as the
+ * builder). It never touches the data plane. Problems are reported in the model, logged
+ * once, and written as Kubernetes Events on the Service at fault (when RBAC allows).
  *
  * Level-triggered: any watch event only means "something changed"; after a short quiet
  * time (`coalesceMs`) the whole state is recomputed from the informers' caches, so a
@@ -29,20 +31,34 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
   type V1EndpointSlice,
+  type V1Secret,
   type V1Service,
 } from '@kubernetes/client-node';
 import { FairwayError } from '../../errors.js';
-import type { AppSpec, EndpointSpec, TcpRoute } from '../../model.js';
+import type { AppSpec, DomainRule, TcpRoute } from '../../model.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Provider, ProviderSink } from '../provider.js';
 import { A, ROUTABLE_LABEL, serviceEndpoints, translate, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
+import { ProblemEvents } from './problem-events.js';
+import { secretCertificates, type KSecret } from './secret-certificates.js';
+import { tcpServiceSettings } from './tcp-service-settings.js';
 
 export interface KubernetesProviderOptions {
   readonly kubeConfig: KubeConfig;
-  /** The router's platform domain (owned by the file config; may change on reload). */
+  /** The namespace the router runs in: its platform certificate Secret lives there. */
+  readonly namespace: string;
+  /** The router's platform domain (owned by the file config; may change on reload: call {@link KubernetesProvider.refresh}). */
   readonly platformDomain: () => string | undefined;
-  /** TCP routes of the file config that name a Service to take their endpoints from. */
+  /** Which namespaces may claim which domains (file config `kubernetes.domainPolicy`); none: any. */
+  readonly domainPolicy?: () => readonly DomainRule[] | undefined;
+  /**
+   * TCP routes of the file config that name a Service to take their endpoints (and
+   * `router.deis.io/nginx.*` timeouts) from. Read at start: a route's `service` is watched
+   * from then on.
+   */
   readonly tcpRoutes?: () => readonly TcpRoute[];
+  /** A Secret labelled `fairway.io/storage` changed (another replica stored a certificate). */
+  readonly onStorageChange?: () => void;
   readonly logger: Logger;
   /** Quiet time before recomputing after an event, ms (default 50). */
   readonly coalesceMs?: number;
@@ -58,9 +74,14 @@ export class KubernetesProvider implements Provider {
   readonly #core: CoreV1Api;
   readonly #services: ResilientWatch<V1Service>;
   readonly #slices: ResilientWatch<V1EndpointSlice>;
+  readonly #secrets: ResilientWatch<V1Secret>;
+  /** The Services named by TCP routes (not routable, so not in `#services`), by `namespace/name`. */
+  readonly #tcpServices = new Map<string, ResilientWatch<V1Service>>();
+  readonly #events: ProblemEvents;
   #sink: ProviderSink | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reported = new Set<string>();
+  #storageVersions = '';
   /** app → version → the Service that defines it (to patch weights). */
   #owners = new Map<string, Map<string, { namespace: string; name: string }>>();
 
@@ -84,23 +105,59 @@ export class KubernetesProvider implements Provider {
       labelSelector: 'kubernetes.io/service-name',
       list: () => discovery.listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name' }),
     });
+    // Every Secret: Deis names certificate Secrets by convention (`<name>-cert`), not by label.
+    this.#secrets = new ResilientWatch<V1Secret>({
+      ...common,
+      what: 'secrets',
+      path: '/api/v1/secrets',
+      list: () => this.#core.listSecretForAllNamespaces(),
+    });
+    for (const route of options.tcpRoutes?.() ?? []) {
+      if (!route.service || this.#tcpServices.has(route.service)) continue;
+      const [namespace, name] = route.service.split('/') as [string, string];
+      this.#tcpServices.set(
+        route.service,
+        new ResilientWatch<V1Service>({
+          ...common,
+          what: `service ${route.service}`,
+          path: `/api/v1/namespaces/${namespace}/services`,
+          fieldSelector: `metadata.name=${name}`,
+          list: () => this.#core.listNamespacedService({ namespace, fieldSelector: `metadata.name=${name}` }),
+        }),
+      );
+    }
+    this.#events = new ProblemEvents({ core: this.#core, logger: options.logger });
+  }
+
+  #watches(): ResilientWatch<KubernetesObject>[] {
+    return [this.#services, this.#slices, this.#secrets, ...this.#tcpServices.values()] as ResilientWatch<KubernetesObject>[];
   }
 
   async start(sink: ProviderSink): Promise<void> {
     this.#sink = sink;
-    await Promise.all([this.#services.start(), this.#slices.start()]);
+    await Promise.all(this.#watches().map((w) => w.start()));
     this.#publish();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
     this.#sink = undefined;
-    await Promise.all([this.#services.stop(), this.#slices.stop()]);
+    await Promise.all(this.#watches().map((w) => w.stop()));
+  }
+
+  /** Recomputes the model: a router-wide setting it depends on (platformDomain, domainPolicy) changed. */
+  refresh(): void {
+    this.#changed();
+  }
+
+  /** Resolves when every Event recorded so far was written (or refused). */
+  eventsWritten(): Promise<void> {
+    return this.#events.flushed();
   }
 
   /** True once every watch has listed at least once. */
   get synced(): boolean {
-    return this.#services.synced && this.#slices.synced;
+    return this.#watches().every((w) => w.synced);
   }
 
   /**
@@ -133,25 +190,58 @@ export class KubernetesProvider implements Provider {
     if (!sink || !this.synced) return;
     const services = this.#services.list() as unknown as KService[];
     const slices = this.#slices.list() as unknown as KEndpointSlice[];
-    const { apps, problems, owners } = translate({ services, slices, platformDomain: this.#o.platformDomain() });
+    const secrets = this.#secrets.list() as unknown as KSecret[];
+    const platformDomain = this.#o.platformDomain();
+    const translation = translate({ services, slices, platformDomain, domainPolicy: this.#o.domainPolicy?.() });
+    const { apps, owners } = translation;
     this.#owners = owners;
-    this.#report(problems);
-    const tcpEndpoints: Record<string, EndpointSpec[]> = {};
+    const certs = secretCertificates({ services, secrets, apps, owners, platformDomain, routerNamespace: this.#o.namespace });
+    const problems = [...translation.problems, ...certs.problems];
+    const tcp: Record<string, { endpoints: ReturnType<typeof serviceEndpoints>; connectTimeout?: number; idleTimeout?: number }> = {};
     for (const route of this.#o.tcpRoutes?.() ?? []) {
-      if (route.service) tcpEndpoints[route.name] = serviceEndpoints(slices, route.service, route.servicePort);
+      if (!route.service) continue;
+      const service = this.#tcpServices.get(route.service)?.list()[0] as KService | undefined;
+      const settings = tcpServiceSettings(service);
+      problems.push(...settings.problems);
+      tcp[route.name] = { endpoints: serviceEndpoints(slices, route.service, route.servicePort), ...settings.timeouts };
     }
-    sink.update({ apps, tcpEndpoints, problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })) });
+    this.#report(problems);
+    this.#noticeStorage(secrets);
+    sink.update({
+      apps,
+      tcp,
+      certificates: certs.certificates,
+      problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })),
+    });
   }
 
-  /** Logs each problem once while it lasts. */
+  /** Tells the certificate manager when a storage Secret changed (another replica stored a certificate). */
+  #noticeStorage(secrets: readonly KSecret[]): void {
+    const versions = secrets
+      .filter((s) => (s.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['fairway.io/storage'] !== undefined)
+      .map((s) => `${s.metadata?.namespace}/${s.metadata?.name}@${(s.metadata as { resourceVersion?: string }).resourceVersion}`)
+      .join(',');
+    if (versions === this.#storageVersions) return;
+    const first = this.#storageVersions === '';
+    this.#storageVersions = versions;
+    if (!first) this.#o.onStorageChange?.();
+  }
+
+  /** Logs each problem once while it lasts, and records it as an Event on its Service. */
   #report(problems: readonly ServiceProblem[]): void {
     const now = new Set<string>();
     for (const p of problems) {
       const key = `${p.namespace}/${p.service} ${p.field}: ${p.message}`;
       now.add(key);
-      if (!this.#reported.has(key)) this.#o.logger.warn({ namespace: p.namespace, service: p.service, annotation: p.field }, p.message);
+      if (this.#reported.has(key)) continue;
+      this.#o.logger.warn({ namespace: p.namespace, service: p.service, annotation: p.field }, p.message);
+      this.#events.record(p, this.#serviceUid(p));
     }
     this.#reported = now;
+  }
+
+  #serviceUid(p: ServiceProblem): string | undefined {
+    return (this.#services.list() as V1Service[]).find((s) => s.metadata?.namespace === p.namespace && s.metadata?.name === p.service)?.metadata?.uid;
   }
 }
 
@@ -159,7 +249,8 @@ interface ResilientWatchOptions<T extends KubernetesObject> {
   readonly what: string;
   readonly kubeConfig: KubeConfig;
   readonly path: string;
-  readonly labelSelector: string;
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
   readonly list: () => Promise<KubernetesListObject<T>>;
   readonly logger: Logger;
   readonly onChange: () => void;
@@ -224,7 +315,7 @@ export class ResilientWatch<T extends KubernetesObject> {
       });
       return result;
     };
-    const informer: ListWatch<T> = new ListWatch<T>(this.#o.path, new Watch(this.#o.kubeConfig), listFn, false, this.#o.labelSelector);
+    const informer: ListWatch<T> = new ListWatch<T>(this.#o.path, new Watch(this.#o.kubeConfig), listFn, false, this.#o.labelSelector, this.#o.fieldSelector);
     this.#informer = informer;
     const event = () => {
       if (informer !== this.#informer) return;
