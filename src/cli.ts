@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import type { RouteRow } from './admin/admin-server.js';
+import type { RouteRow, UnroutedRow } from './admin/admin-server.js';
 import { formatCertificates } from './cli/certificates-table.js';
 import { formatRoutes } from './cli/routes-table.js';
 import type { CertificateRow } from './tls/certificate-manager.js';
@@ -100,8 +100,8 @@ export function buildProgram(): Command {
     .option('--json', 'print the admin API answer as JSON')
     .action(async (opts: { admin: string; json?: boolean }) => {
       try {
-        const answer = (await adminRequest(opts.admin, 'GET', 'v1/routes')) as { routes: RouteRow[] };
-        process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatRoutes(answer.routes));
+        const answer = (await adminRequest(opts.admin, 'GET', 'v1/routes')) as { routes: RouteRow[]; unrouted: UnroutedRow[] };
+        process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatRoutes(answer.routes, answer.unrouted));
       } catch (err) {
         fail(err);
       }

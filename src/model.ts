@@ -237,7 +237,12 @@ export interface SourceProblem {
   /** The annotation or key at fault. */
   readonly field: string;
   readonly message: string;
+  /** A host the object claims that is not routed to it, and why (`fairway routes` lists these). */
+  readonly unrouted?: { readonly host: string; readonly reason: UnroutedReason };
 }
+
+/** Why a claimed host is not routed: lost to an older claim, or outside the namespace's allowed domains. */
+export type UnroutedReason = 'HostConflict' | 'DomainNotAllowed';
 
 /** A configuration problem confined to one app: the app is disabled, the rest serve. */
 export interface AppError {

@@ -8,6 +8,7 @@ import { startKubeApiServer, type KubeApiServer, type KubeObject } from './helpe
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter } from './helpers/test-router.js';
 import { tally } from './helpers/sample.js';
+import { runCli } from './helpers/router-process.js';
 import type { Snapshot } from '../src/model.js';
 
 const ups: TestUpstream[] = [];
@@ -112,6 +113,9 @@ t.test('routable Services and their ready EndpointSlice endpoints become routes 
     { object: 'zz-shop/shop', field: 'router.deis.io/domains', message: /host "www\.example\.org" is already served by app "web"/ },
   ]);
   t.match((await r.adminGet('/metrics')).body, /fairway_config_problems\{provider="kubernetes"\} 2/);
+  const routes = await runCli(['routes', '--admin', r.admin]);
+  t.match(routes.stdout, /\nNot routed:\nHOST\s+CLAIMED BY\s+REASON\nwww\.example\.org\s+zz-shop\/shop\s+HostConflict: host "www\.example\.org" is already served by app "web"/, 'fairway routes lists the host the newer Service lost');
+  t.match((await r.adminGet('/v1/routes')).json().unrouted, [{ host: 'www.example.org', object: 'zz-shop/shop', reason: 'HostConflict' }]);
 
   api.remove('Service', 'web', 'web');
   await snapshotWhere(r, (s) => !app(s, 'web'), 'the deleted Service to leave');

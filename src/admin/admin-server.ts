@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { ControlPlane } from '../control/control-plane.js';
 import { FairwayError } from '../errors.js';
-import type { AppSpec, Snapshot } from '../model.js';
+import type { AppSpec, Snapshot, UnroutedReason } from '../model.js';
 import { endpointKey } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -30,6 +30,15 @@ export interface RouteRow {
   match: 'exact' | 'wildcard' | 'platform';
   app: string;
   versions: { name: string; weight: number; endpoints: number }[];
+}
+
+/** A host a source claims that is not routed to it (`unrouted` in `GET /v1/routes`). */
+export interface UnroutedRow {
+  host: string;
+  /** Who claimed it: `namespace/service` for Kubernetes. */
+  object: string;
+  reason: UnroutedReason;
+  message: string;
 }
 
 const MAX_BODY = 64 * 1024;
@@ -91,7 +100,12 @@ export class AdminServer {
         disabled: snapshot.errors,
       });
     }
-    if (method === 'GET' && p === '/v1/routes') return send(res, 200, { generation: snapshot.generation, routes: routeRows(snapshot) });
+    if (method === 'GET' && p === '/v1/routes') {
+      const unrouted: UnroutedRow[] = cp
+        .providerStatus()
+        .flatMap((s) => (s.problems ?? []).flatMap((x) => (x.unrouted ? [{ host: x.unrouted.host, object: x.object, reason: x.unrouted.reason, message: x.message }] : [])));
+      return send(res, 200, { generation: snapshot.generation, routes: routeRows(snapshot), unrouted });
+    }
     if (method === 'GET' && p === '/v1/config') {
       return send(res, 200, {
         generation: snapshot.generation,

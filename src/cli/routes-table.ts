@@ -3,10 +3,11 @@
  * Plain-text tables for the CLI: `fairway routes` (one row per host in matching order)
  * and the column layout other commands share.
  */
-import type { RouteRow } from '../admin/admin-server.js';
+import type { RouteRow, UnroutedRow } from '../admin/admin-server.js';
 
-export function formatRoutes(rows: readonly RouteRow[]): string {
-  return formatTable(
+/** The routes table, then the claimed hosts that are not routed (host conflicts, domain policy), if any. */
+export function formatRoutes(rows: readonly RouteRow[], unrouted: readonly UnroutedRow[] = []): string {
+  const routes = formatTable(
     ['HOST', 'MATCH', 'APP', 'VERSIONS (weight, endpoints)'],
     rows.map((r) => [
       r.host,
@@ -15,6 +16,8 @@ export function formatRoutes(rows: readonly RouteRow[]): string {
       r.versions.map((v) => `${v.name}=${v.weight} (${v.endpoints} endpoint${v.endpoints === 1 ? '' : 's'})`).join(', ') || '(no versions)',
     ]),
   );
+  if (unrouted.length === 0) return routes;
+  return `${routes}\nNot routed:\n${formatTable(['HOST', 'CLAIMED BY', 'REASON'], unrouted.map((u) => [u.host, u.object, `${u.reason}: ${u.message}`]))}`;
 }
 
 /** Columns padded to their widest cell, two spaces apart; the last column is not padded. */

@@ -37,7 +37,7 @@
  *   (for the whitelist: each invalid entry is dropped, the valid ones kept).
  */
 import { canonicalCidr } from '../../config/cidr.js';
-import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, VersionSpec } from '../../model.js';
+import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, UnroutedReason, VersionSpec } from '../../model.js';
 import { parseNginxTime } from './nginx-time.js';
 
 export const ROUTABLE_LABEL = 'router.deis.io/routable';
@@ -74,6 +74,8 @@ export interface ServiceProblem {
   readonly service: string;
   readonly field: string;
   readonly message: string;
+  /** A host this Service claims that is not routed to it, and why. */
+  readonly unrouted?: { readonly host: string; readonly reason: UnroutedReason };
 }
 
 export interface TranslateInput {
@@ -123,7 +125,7 @@ export function translate(input: TranslateInput): Translation {
     const meta = service.metadata ?? {};
     if (meta.labels?.[ROUTABLE_LABEL] !== 'true' || !meta.name) continue;
     const namespace = meta.namespace ?? 'default';
-    const report = (field: string, message: string) => problems.push({ namespace, service: meta.name!, field, message });
+    const report = (field: string, message: string, unrouted?: ServiceProblem['unrouted']) => problems.push({ namespace, service: meta.name!, field, message, ...(unrouted ? { unrouted } : {}) });
     const ann = meta.annotations ?? {};
     let app = ann[A.app] ?? meta.labels?.[A.app] ?? meta.labels?.app ?? meta.name;
     if (!NAME.test(app)) {
@@ -153,7 +155,7 @@ export function translate(input: TranslateInput): Translation {
       }
       if (!DOMAIN.test(d)) report(A.domains, `"${raw}" is not a domain name; ignored`);
       else if (input.domainPolicy && !domainAllowed(input.domainPolicy, namespace, d)) {
-        report(A.domains, `namespace "${namespace}" may not route "${d}" (kubernetes.domainPolicy); not routed`);
+        report(A.domains, `namespace "${namespace}" may not route "${d}" (kubernetes.domainPolicy); not routed`, { host: d, reason: 'DomainNotAllowed' });
       } else if (!domains.includes(d)) domains.push(d);
     }
     const sslEnforce = parseBoolean(ann[A.sslEnforce], A.sslEnforce, report);
@@ -208,7 +210,13 @@ export function translate(input: TranslateInput): Translation {
         if (domains.includes(d)) continue;
         const taken = owner.get(d);
         if (taken !== undefined && taken !== g.name) {
-          problems.push({ namespace: v.namespace, service: v.serviceName, field: A.domains, message: `host "${d}" is already served by app "${taken}" (older Service); not routed to app "${g.name}"` });
+          problems.push({
+            namespace: v.namespace,
+            service: v.serviceName,
+            field: A.domains,
+            message: `host "${d}" is already served by app "${taken}" (older Service); not routed to app "${g.name}"`,
+            unrouted: { host: d, reason: 'HostConflict' },
+          });
           continue;
         }
         owner.set(d, g.name);

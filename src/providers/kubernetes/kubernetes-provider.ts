@@ -211,7 +211,7 @@ export class KubernetesProvider implements Provider {
       apps,
       tcp,
       certificates: certs.certificates,
-      problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message })),
+      problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message, ...(p.unrouted ? { unrouted: p.unrouted } : {}) })),
     });
   }
 

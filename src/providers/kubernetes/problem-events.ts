@@ -80,7 +80,7 @@ export class ProblemEvents {
   }
 }
 
-/** `HostConflict` for a host lost to an older Service; `InvalidConfiguration` otherwise. */
-export function eventReason(p: ServiceProblem): 'HostConflict' | 'InvalidConfiguration' {
-  return /already served by app/.test(p.message) ? 'HostConflict' : 'InvalidConfiguration';
+/** Why a host is not routed (`HostConflict`, `DomainNotAllowed`); `InvalidConfiguration` otherwise. */
+function eventReason(p: ServiceProblem): string {
+  return p.unrouted?.reason ?? 'InvalidConfiguration';
 }
