@@ -37,6 +37,8 @@
 #   BENCH_NGINX=PATH       the nginx binary to use ("none": run as if nginx were missing)
 #
 #   BENCH_MODE=tls         run the HTTPS benchmark instead (bench/tls.sh; see bench/README.md)
+#   BENCH_MODE=kubernetes  run the Kubernetes benchmark instead (bench/kubernetes.sh: change-to-live
+#                          latency and 10,000-Service scale; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,7 +49,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   case "${BENCH_MODE:-http}" in
     http | "") ;;
     tls) exec bash "$BENCH_DIR/tls.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http or tls)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    kubernetes) exec bash "$BENCH_DIR/kubernetes.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls or kubernetes)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 

@@ -20,6 +20,10 @@ const runServer = async (...args: Parameters<typeof import('./cli/run-server.js'
   (await import('./cli/run-server.js')).runServer(...args);
 const doctor = async (...args: Parameters<typeof import('./cli/doctor.js').doctorCommand>) =>
   (await import('./cli/doctor.js')).doctorCommand(...args);
+const cutover = async (...args: Parameters<typeof import('./cli/cutover-command.js').cutoverCommand>) =>
+  (await import('./cli/cutover-command.js')).cutoverCommand(...args);
+const rollback = async (...args: Parameters<typeof import('./cli/cutover-command.js').rollbackCommand>) =>
+  (await import('./cli/cutover-command.js')).rollbackCommand(...args);
 
 const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 
@@ -35,7 +39,7 @@ function adminOption(): Option {
 }
 
 /** Codes that mean the user asked for something that does not exist or is malformed. */
-const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND', 'FW_CERT_NOT_FOUND']);
+const USAGE_CODES = new Set(['FW_ADMIN_BAD_REQUEST', 'FW_APP_NOT_FOUND', 'FW_VERSION_NOT_FOUND', 'FW_CERT_NOT_FOUND', 'FW_CUTOVER_INVALID', 'FW_CUTOVER_NOT_FOUND']);
 
 function fail(err: unknown): never {
   if (err instanceof FairwayError && err.code.startsWith('FW_CONFIG_')) {
@@ -162,6 +166,49 @@ export function buildProgram(): Command {
           process.stderr.write(`fairway: renewal of ${host} failed: ${row.lastError.message} [${row.lastError.code}]\n`);
           process.exit(EXIT.failed);
         }
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('cutover')
+    .description('move APP\'s traffic from one version to another in steps, judging the new version on error rate and p99 and rolling back by itself on a breach; or show/pause/resume/promote/abort the running one. With --wait, exit 0 completed, 3 rolled back, 4 aborted, 1 failed')
+    .argument('<app>', 'app name')
+    .option('--to <version>', 'the new version (starts a cutover)')
+    .option('--from <version>', 'the old version [default: the other version with the highest weight]')
+    .option('--steps <list>', 'percent of the two versions\' traffic on the new one at each step; --steps 100 is blue-green [default: 5,25,50,100]')
+    .option('--hold <duration>', 'how long each step is held and judged [default: 30s]')
+    .option('--max-error-rate <rate>', 'highest error rate (5xx and failed upstream attempts) of the new version above the old one\'s, e.g. 1% or 0.01 [default: 1%]')
+    .option('--max-p99 <duration>', 'highest p99 latency of the new version (unless the old one is as slow), or none [default: 500ms]')
+    .option('--min-requests <n>', 'requests the new version must serve in a step before it is judged [default: 50]')
+    .addOption(new Option('--on-no-traffic <what>', 'when a hold ends with fewer than --min-requests: keep holding, or go on unjudged [default: hold]').choices(['hold', 'proceed']))
+    .addOption(new Option('--baseline <which>', 'judge against the old version in the same window too (old), or the thresholds only (none) [default: old]').choices(['old', 'none']))
+    .option('--status', 'show the app\'s current or last cutover')
+    .option('--pause', 'stop advancing (the guardrails stay on)')
+    .option('--resume', 'go on; the current step\'s hold starts over')
+    .option('--promote', 'jump to 100%: all traffic on the new version, completed')
+    .option('--abort', 'stop and put back the weights from before the cutover')
+    .option('--wait', 'follow the cutover until it ends (live line on a terminal); exit 0 completed, 3 rolled back, 4 aborted, 1 failed')
+    .option('--json', 'print JSON (with --wait: NDJSON decision events and a result line)')
+    .addOption(adminOption())
+    .action(async (app: string, opts: Parameters<typeof cutover>[1]) => {
+      try {
+        process.exit(await cutover(app, opts));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('rollback')
+    .description('put all traffic back on the version that was live before APP\'s last cutover, at once (also after it completed)')
+    .argument('<app>', 'app name')
+    .option('--json', 'print the cutover status as JSON')
+    .addOption(adminOption())
+    .action(async (app: string, opts: { admin: string; json?: boolean }) => {
+      try {
+        process.exit(await rollback(app, opts));
       } catch (err) {
         fail(err);
       }

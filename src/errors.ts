@@ -18,8 +18,8 @@ export const errorCatalogue = {
   FW_CONFIG_SYNTAX: { status: 400, summary: 'The config file is not valid YAML.' },
   FW_CONFIG_INVALID: { status: 400, summary: 'The config file does not match the schema; the message names the key path.' },
   FW_APP_CONFLICT: { status: 409, summary: 'Two apps claim the same domain, or two providers the same app; the newcomer is disabled.' },
-  FW_STATE_READ: { status: 500, summary: 'The weights state file could not be read or parsed; it is ignored.' },
-  FW_STATE_WRITE: { status: 500, summary: 'The weights state file could not be written; the change was not applied.' },
+  FW_STATE_READ: { status: 500, summary: 'The weights or cutover state file could not be read or parsed; it is ignored.' },
+  FW_STATE_WRITE: { status: 500, summary: 'The weights or cutover state file could not be written; the change was not applied.' },
   FW_ADMIN_NOT_FOUND: { status: 404, summary: 'No such admin API path.' },
   FW_ADMIN_BAD_REQUEST: { status: 400, summary: 'The admin API request body or parameters are invalid.' },
   FW_APP_NOT_FOUND: { status: 404, summary: 'No app with that name in the current snapshot.' },
@@ -44,6 +44,10 @@ export const errorCatalogue = {
   FW_CERT_NOT_FOUND: { status: 404, summary: 'No certificate is managed for that host.' },
   FW_INTERNAL: { status: 500, summary: 'An unexpected failure; the router log has the details.' },
   FW_ADMIN_UNREACHABLE: { status: 502, summary: 'The CLI could not reach the admin API.' },
+  FW_CUTOVER_INVALID: { status: 400, summary: 'The cutover plan is invalid (steps, thresholds, from == to, a target version without endpoints).' },
+  FW_CUTOVER_ACTIVE: { status: 409, summary: 'The app already has a cutover running or paused; only one at a time.' },
+  FW_CUTOVER_NOT_FOUND: { status: 404, summary: 'The app has no cutover (none was ever started on this router).' },
+  FW_CUTOVER_STATE: { status: 409, summary: "The cutover action does not apply in the cutover's current state (e.g. resume a running one)." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -88,6 +88,23 @@ export interface AppPolicy {
   readonly readTimeout: number | undefined;
 }
 
+/**
+ * How a request's version is chosen besides the weights, in this order: the
+ * `X-Fairway-Version` header (when the app accepts it from the client), then the sticky
+ * cookie (when the app is sticky and the cookie's version still has weight > 0 and
+ * endpoints), then the weights.
+ */
+export interface VersionPick {
+  /** Keep a client on the version that served it, through a signed cookie. */
+  readonly sticky: boolean;
+  /**
+   * Accept `X-Fairway-Version: <version>` (which reaches a version even at weight 0):
+   * undefined: never (the header is ignored); `allowFrom` empty: from any client; else
+   * only from clients in these `address/prefix` entries (others are ignored).
+   */
+  readonly header: { readonly allowFrom: readonly string[] } | undefined;
+}
+
 /** A named set of fully-qualified domains and versions. */
 export interface AppSpec {
   readonly name: string;
@@ -97,6 +114,8 @@ export interface AppSpec {
   readonly loadBalancing: LoadBalancing;
   readonly tls: AppTls;
   readonly policy: AppPolicy;
+  /** Sticky versions and the version header; absent: by weight only. */
+  readonly versionPick?: VersionPick;
   /** Which provider produced this app (`file`, `kubernetes`). */
   readonly source: string;
 }
@@ -191,6 +210,21 @@ export interface RouterSettings {
   readonly tcp: readonly TcpRoute[];
   /** Settings the Kubernetes provider reads; absent: none. */
   readonly kubernetes?: KubernetesSettings;
+  /** Where the key signing sticky-version cookies comes from; absent: as `{}` (a stored key). */
+  readonly sticky?: StickySettings;
+}
+
+/**
+ * The key that signs sticky-version cookies must be the same on every replica and across
+ * restarts. At most one of the two is set; with neither, the router generates a key once
+ * and keeps it in the certificate storage (`tls.storage`, or Secrets in Kubernetes mode)
+ * under `sticky/key`, shared by every replica using that storage.
+ */
+export interface StickySettings {
+  /** The key itself (the file's `sticky.secret`). Never shown by the admin API ({@link publicSettings}). */
+  readonly secret: string | undefined;
+  /** A file holding the key (absolute; a trailing newline is not part of it). */
+  readonly secretFile: string | undefined;
 }
 
 /**
@@ -266,4 +300,10 @@ export interface Snapshot {
 
 export function endpointKey(e: EndpointSpec): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/** `settings` as shown outside the process (admin API): a literal sticky secret is replaced by `"(hidden)"`. */
+export function publicSettings(settings: RouterSettings): RouterSettings {
+  if (settings.sticky?.secret === undefined) return settings;
+  return { ...settings, sticky: { ...settings.sticky, secret: '(hidden)' } };
 }

@@ -15,7 +15,11 @@ import { loadConfigFile } from './config/load-config.js';
 import { parseHostPort } from './config/host-port.js';
 import { ControlPlane } from './control/control-plane.js';
 import { WeightOverrides } from './control/weight-overrides.js';
+import { CutoverController } from './cutover/cutover-controller.js';
+import { cutoverFileFor, FileCutoverStore } from './cutover/file-cutover-store.js';
+import { localStatsSource } from './cutover/measurement-window.js';
 import { DataPlane } from './data/data-plane.js';
+import { StickyKeySource } from './data/sticky-key-source.js';
 import { TcpProxy } from './data/tcp-proxy.js';
 import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -61,6 +65,8 @@ export interface Router {
   readonly certificates: CertificateManager;
   readonly controlPlane: ControlPlane;
   readonly dataPlane: DataPlane;
+  /** Cutovers of every app (`fairway cutover`, `/v1/apps/{app}/cutover`). */
+  readonly cutovers: CutoverController;
   readonly provider: FileProvider;
   /** The Kubernetes provider, in Kubernetes mode. */
   readonly kubernetes: KubernetesProvider | undefined;
@@ -89,11 +95,14 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const store = new CertificateStore(randomBytes(48));
   const challenges = new AcmeChallenges();
   const dataPlane = new DataPlane({ stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges });
+  // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
+  const openStorage = kube ? () => kube.storage() : (dir: string) => new FileStorage(dir);
+  // The sticky-cookie key: `sticky.secret`/`secretFile`, else one kept in that storage.
+  const stickyKeys = new StickyKeySource({ storage: openStorage, onKey: (key) => dataPlane.setStickyKey(key), logger: logger.child({ component: 'sticky' }) });
   const certificates = new CertificateManager({
     store,
     challenges,
-    // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
-    storage: kube ? () => kube.storage() : (dir) => new FileStorage(dir),
+    storage: openStorage,
     logger: logger.child({ component: 'tls' }),
     metrics,
     onDefaultChange: () => dataPlane.refreshDefaultCertificate(),
@@ -108,6 +117,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   let kubernetesInputs = JSON.stringify([config.settings.platformDomain, config.settings.kubernetes?.domainPolicy]);
   controlPlane.on('snapshot', (snapshot) => {
     dataPlane.apply(snapshot);
+    void stickyKeys.apply(snapshot);
     for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route);
     if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
     logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
@@ -140,8 +150,21 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const first = controlPlane.flush()!;
   await certificates.start(first);
   certificatesStarted = true;
+  // Cutovers persist next to the weights state file; running ones resume here, before traffic is served.
+  const cutovers = new CutoverController({
+    control: controlPlane,
+    stats: localStatsSource(metrics.requests),
+    store: new FileCutoverStore(cutoverFileFor(config.stateFile)),
+    metrics,
+    logger: logger.child({ component: 'cutover' }),
+  });
+  await cutovers.start();
+  // Cookies issued from the first request on are signed with the shared key.
+  await stickyKeys.apply(first);
 
-  const admin = new AdminServer({ controlPlane, certificates, metrics, logger, ready: () => dataPlane.table !== undefined && (kubernetes?.synced ?? true) });
+  // Ready once the first snapshot holding every provider's first full state is live; it stays so.
+  let ready = false;
+  const admin = new AdminServer({ controlPlane, cutovers, certificates, metrics, logger, ready: () => (ready ||= dataPlane.table !== undefined && (kubernetes?.synced ?? true) && !controlPlane.pending) });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
   const httpsAt = listen.https ? parseHostPort(listen.https, true)! : undefined;
@@ -158,7 +181,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       tcpAddresses.set(route.name, await tcpProxies.get(route.name)!.listen(at.host, at.port));
     }
   } catch (err) {
+    cutovers.close();
     await Promise.all([provider.stop(), kubernetes?.stop()]);
+    stickyKeys.stop();
     await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(0))]);
     throw err;
   }
@@ -173,13 +198,16 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     certificates,
     controlPlane,
     dataPlane,
+    cutovers,
     provider,
     kubernetes,
     metrics,
     logger,
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
+        cutovers.close();
         await Promise.all([provider.stop(), kubernetes?.stop()]);
+        stickyKeys.stop();
         await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(timeoutMs))]);
         logger.info('fairway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));

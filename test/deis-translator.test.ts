@@ -206,3 +206,61 @@ t.test('without a domain policy any namespace may claim any domain (the Deis beh
   t.same(translate({ services: [svc], slices: [], platformDomain: undefined }).apps[0]!.domains, ['anything.example.org']);
   t.same(translate({ services: [svc], slices: [], platformDomain: undefined, domainPolicy: [] }).apps[0]!.domains, []);
 });
+
+const pickOf = (annotations: Record<string, string>) => {
+  const { apps, problems } = run([service('web', { annotations })]);
+  return { pick: apps[0]!.versionPick, problems: problems.map((p) => `${p.field}: ${p.message}`) };
+};
+
+t.test('without sticky or version-header annotations an app is picked by weight only', async (t) => {
+  t.same(pickOf({}), { pick: { sticky: false, header: undefined }, problems: [] });
+});
+
+t.test('router.deis.io/sticky: "true" (any case) makes the app sticky; anything else is reported and means false', async (t) => {
+  for (const v of ['true', 'True', ' TRUE ']) t.same(pickOf({ 'router.deis.io/sticky': v }), { pick: { sticky: true, header: undefined }, problems: [] }, JSON.stringify(v));
+  t.same(pickOf({ 'router.deis.io/sticky': 'false' }).pick?.sticky, false);
+  t.same(pickOf({ 'router.deis.io/sticky': 'on' }), { pick: { sticky: false, header: undefined }, problems: ['router.deis.io/sticky: "on" must be "true" or "false"; using false'] });
+});
+
+t.test('router.deis.io/versionHeader: "true" accepts X-Fairway-Version from any client; versionHeaderAllowFrom narrows it to those CIDRs', async (t) => {
+  t.same(pickOf({ 'router.deis.io/versionHeader': 'true' }), { pick: { sticky: false, header: { allowFrom: [] } }, problems: [] });
+  t.same(pickOf({ 'router.deis.io/versionHeader': 'True', 'router.deis.io/versionHeaderAllowFrom': '10.0.0.0/8, 192.168.1.7,2001:DB8::/32,10.0.0.0/8' }),
+    { pick: { sticky: false, header: { allowFrom: ['10.0.0.0/8', '192.168.1.7/32', '2001:db8::/32'] } }, problems: [] }, 'canonical, deduplicated');
+  t.same(pickOf({ 'router.deis.io/versionHeader': 'maybe' }), { pick: { sticky: false, header: undefined }, problems: ['router.deis.io/versionHeader: "maybe" must be "true" or "false"; using false'] });
+});
+
+t.test('invalid versionHeaderAllowFrom entries are reported and dropped; a list with none valid keeps the header off rather than open to all', async (t) => {
+  t.same(pickOf({ 'router.deis.io/versionHeader': 'true', 'router.deis.io/versionHeaderAllowFrom': '10.0.0.0/8,banana' }), {
+    pick: { sticky: false, header: { allowFrom: ['10.0.0.0/8'] } },
+    problems: ['router.deis.io/versionHeaderAllowFrom: "banana" is not an IP address or CIDR; ignored'],
+  });
+  t.same(pickOf({ 'router.deis.io/versionHeader': 'true', 'router.deis.io/versionHeaderAllowFrom': 'banana, 10.0.0.0/33' }), {
+    pick: { sticky: false, header: undefined },
+    problems: [
+      'router.deis.io/versionHeaderAllowFrom: "banana" is not an IP address or CIDR; ignored',
+      'router.deis.io/versionHeaderAllowFrom: "10.0.0.0/33" is not an IP address or CIDR; ignored',
+      'router.deis.io/versionHeaderAllowFrom: "banana, 10.0.0.0/33" has no valid IP address or CIDR; the version header stays off for this Service',
+    ],
+  });
+  t.same(pickOf({ 'router.deis.io/versionHeaderAllowFrom': '10.0.0.0/8' }), {
+    pick: { sticky: false, header: undefined },
+    problems: ['router.deis.io/versionHeaderAllowFrom: has no effect without router.deis.io/versionHeader: "true"; ignored'],
+  });
+});
+
+t.test('an app\'s version pick merges its versions: sticky if any, the header on if any, from the union of the lists given', async (t) => {
+  const version = (name: string, annotations: Record<string, string>) =>
+    service(name, { ns: 'web', annotations: { 'router.deis.io/app': 'web', 'router.deis.io/version': name, ...annotations } });
+  const merged = (...services: KService[]) => run(services).apps[0]!.versionPick;
+  t.same(merged(version('v1', { 'router.deis.io/sticky': 'true' }), version('v2', {})), { sticky: true, header: undefined }, 'one sticky Service makes the app sticky');
+  t.same(merged(version('v1', { 'router.deis.io/versionHeader': 'true' }), version('v2', {})), { sticky: false, header: { allowFrom: [] } }, 'one Service turns the header on');
+  t.same(
+    merged(
+      version('v1', { 'router.deis.io/versionHeader': 'true', 'router.deis.io/versionHeaderAllowFrom': '10.0.0.0/8' }),
+      version('v2', { 'router.deis.io/versionHeader': 'true', 'router.deis.io/versionHeaderAllowFrom': '192.168.0.0/16,10.0.0.0/8' }),
+      version('v3', { 'router.deis.io/versionHeader': 'true' }),
+    ),
+    { sticky: false, header: { allowFrom: ['10.0.0.0/8', '192.168.0.0/16'] } },
+    'the lists are unioned; a Service without a list does not open the header to every client',
+  );
+});

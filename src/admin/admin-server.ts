@@ -3,20 +3,24 @@
  * The admin API, on its own listener (default 127.0.0.1:9090). JSON in and out; errors
  * are `{"error":{"code","message"}}` with catalogue codes. It reads the control plane's
  * snapshot and status and the request counters; it changes state only through the
- * control plane (weights). Every path is documented in README ("Admin API").
+ * control plane (weights) and the cutover controller (cutovers, rollbacks). Every path
+ * is documented in README ("Admin API").
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ControlPlane } from '../control/control-plane.js';
+import type { CutoverAction, CutoverController, CutoverDecisionEvent, CutoverProgress } from '../cutover/cutover-controller.js';
+import { isActive } from '../cutover/cutover-store.js';
 import { FairwayError } from '../errors.js';
 import type { AppSpec, Snapshot, UnroutedReason } from '../model.js';
-import { endpointKey } from '../model.js';
+import { endpointKey, publicSettings } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CertificateManager } from '../tls/certificate-manager.js';
 
 export interface AdminServerOptions {
   readonly controlPlane: ControlPlane;
+  readonly cutovers: CutoverController;
   readonly certificates: CertificateManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -110,7 +114,7 @@ export class AdminServer {
       return send(res, 200, {
         generation: snapshot.generation,
         createdAt: snapshot.createdAt,
-        settings: snapshot.settings,
+        settings: publicSettings(snapshot.settings),
         providers: cp.providerStatus(),
       });
     }
@@ -121,6 +125,8 @@ export class AdminServer {
       this.#options.logger.info({ host }, 'certificate renewal requested through the admin API');
       return send(res, 200, await this.#options.certificates.renew(host));
     }
+    const c = /^\/v1\/apps\/([^/]+)\/(?:cutover(?:\/(pause|resume|promote|abort))?|(rollback))$/.exec(p);
+    if (c) return this.#cutover(req, res, url, method, decodePathSegment(c[1]!), c[2] as CutoverAction | undefined, c[3] !== undefined);
     const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
     if (m) {
       const name = decodePathSegment(m[1]!);
@@ -143,6 +149,75 @@ export class AdminServer {
     throw new FairwayError('FW_ADMIN_NOT_FOUND', `no admin path ${method} ${p}`);
   }
 
+  /** `/v1/apps/{app}/cutover[/{action}]` and `/v1/apps/{app}/rollback`. */
+  async #cutover(req: IncomingMessage, res: ServerResponse, url: URL, method: string, app: string, action: CutoverAction | undefined, rollback: boolean): Promise<void> {
+    const cutovers = this.#options.cutovers;
+    const log = this.#options.logger;
+    if (method === 'POST' && rollback) {
+      log.info({ app }, 'rollback requested through the admin API');
+      return send(res, 200, await cutovers.rollback(app));
+    }
+    if (method === 'POST' && action) {
+      log.info({ app, action }, 'cutover action requested through the admin API');
+      return send(res, 200, await cutovers.act(app, action));
+    }
+    if (method === 'POST' && !rollback) {
+      const body = await readJson(req);
+      log.info({ app, plan: body }, 'cutover requested through the admin API');
+      return send(res, 201, await cutovers.begin(app, body));
+    }
+    if (method === 'GET' && !rollback && !action) {
+      if (url.searchParams.has('watch')) return this.#watchCutover(res, app, url.searchParams.get('after'));
+      return send(res, 200, cutovers.status(app));
+    }
+    throw new FairwayError('FW_ADMIN_NOT_FOUND', `no admin path ${method} ${url.pathname}`);
+  }
+
+  /**
+   * `GET /v1/apps/{app}/cutover?watch=1[&after=N]`: NDJSON. A `status` line, then the
+   * recorded decisions with index > N (all without `after`), then live `decision` lines
+   * and `progress` lines (at most 5 a second); ends after a decision that leaves the
+   * cutover running or paused no more (or at once if it already ended), or when another
+   * cutover of the app starts.
+   */
+  #watchCutover(res: ServerResponse, app: string, afterParam: string | null): void {
+    const cutovers = this.#options.cutovers;
+    const after = afterParam === null || afterParam === '' ? -1 : Number(afterParam);
+    if (!Number.isInteger(after) || after < -1) throw new FairwayError('FW_ADMIN_BAD_REQUEST', `after must be a decision index (an integer >= -1), not "${afterParam}"`);
+    const status = cutovers.status(app);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+    const write = (line: unknown) => res.write(JSON.stringify(line) + '\n');
+    let ended = false;
+    let lastProgress = 0;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      cutovers.off('decision', onDecision);
+      cutovers.off('progress', onProgress);
+      res.end();
+    };
+    const onDecision = (d: CutoverDecisionEvent) => {
+      if (d.app !== app) return;
+      if (d.id !== status.id) return end();
+      if (d.index <= after) return;
+      write({ type: 'decision', ...d });
+      if (!isActive(d.state)) end();
+    };
+    const onProgress = (p: CutoverProgress) => {
+      if (p.app !== app || p.id !== status.id) return;
+      const now = Date.now();
+      if (now - lastProgress < 200) return;
+      lastProgress = now;
+      write({ type: 'progress', ...p });
+    };
+    write({ type: 'status', ...status });
+    for (const d of status.history) if (d.index > after) write({ type: 'decision', app, id: status.id, ...d });
+    if (!isActive(status.state)) return end();
+    cutovers.on('decision', onDecision);
+    cutovers.on('progress', onProgress);
+    res.on('close', end);
+  }
+
   #appView(app: AppSpec) {
     const cp = this.#options.controlPlane;
     const provided = cp.providerApp(app.name);
@@ -151,6 +226,7 @@ export class AdminServer {
       source: app.source,
       domains: app.domains,
       loadBalancing: app.loadBalancing,
+      versionPick: app.versionPick ?? { sticky: false },
       weightsOverridden: provided !== undefined && JSON.stringify(weightsOf(provided)) !== JSON.stringify(weightsOf(app)),
       versions: app.versions.map((v) => {
         const s = this.#options.metrics.requests.forVersion(app.name, v.name);

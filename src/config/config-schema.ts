@@ -40,11 +40,13 @@ const durationOverride = z
     return ms;
   });
 
+const CIDR_MESSAGE = 'must be an IP address or CIDR, like 10.0.0.0/8 or 2001:db8::/32';
+
 /** An allow-list entry, stored as canonical `address/prefix`. */
-const cidr = z.string({ error: 'must be an IP address or CIDR, like 10.0.0.0/8 or 2001:db8::/32' }).transform((value, ctx) => {
+const cidr = z.string({ error: CIDR_MESSAGE }).transform((value, ctx) => {
   const canonical = canonicalCidr(value);
   if (canonical === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'must be an IP address or CIDR, like 10.0.0.0/8 or 2001:db8::/32', input: value });
+    ctx.addIssue({ code: 'custom', message: CIDR_MESSAGE, input: value });
     return z.NEVER;
   }
   return canonical;
@@ -146,6 +148,31 @@ const app = z.strictObject({
   allow: z.array(cidr, { error: 'must be a list of IP addresses or CIDRs' }).default([]),
   maintenance: z.boolean({ error: 'must be true or false' }).default(false),
   timeouts: z.strictObject({ connect: durationOverride, read: durationOverride }).prefault({}),
+  sticky: z.boolean({ error: 'must be true or false' }).default(false),
+  versionHeader: z
+    .union(
+      [
+        z.boolean(),
+        z.strictObject({
+          allowFrom: z
+            .array(z.string({ error: CIDR_MESSAGE }), { error: 'must be a list of IP addresses or CIDRs' })
+            .min(1, { error: 'must list at least one IP address or CIDR (or use versionHeader: true)' }),
+        }),
+      ],
+      { error: 'must be true, false or { allowFrom: [CIDR…] }' },
+    )
+    .default(false)
+    // Entries are checked after the union, so a bad one is reported as itself.
+    .transform((value, ctx) => {
+      if (typeof value === 'boolean') return value;
+      const allowFrom: string[] = [];
+      value.allowFrom.forEach((entry, i) => {
+        const canonical = canonicalCidr(entry);
+        if (canonical === undefined) ctx.addIssue({ code: 'custom', message: CIDR_MESSAGE, input: entry, path: ['allowFrom', i] });
+        else allowFrom.push(canonical);
+      });
+      return { allowFrom };
+    }),
 });
 
 const domainRule = z.strictObject(
@@ -224,6 +251,13 @@ export const configSchema = z.strictObject({
       { error: 'must be a map of route name to { listen, endpoints, connectTimeout, idleTimeout }' },
     )
     .default({}),
+  sticky: z
+    .strictObject({
+      secret: z.string({ error: 'must be a string of at least 16 characters' }).min(16, { error: 'must be a string of at least 16 characters' }).optional(),
+      secretFile: fileRef.optional(),
+    })
+    .refine((s) => s.secret === undefined || s.secretFile === undefined, { error: 'set secret or secretFile, not both' })
+    .prefault({}),
   kubernetes: z
     .strictObject({
       domainPolicy: z.array(domainRule, { error: 'must be a list of { namespaces, domains }' }).optional(),

@@ -137,11 +137,18 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         connectTimeout: a.timeouts.connect,
         readTimeout: a.timeouts.read,
       },
+      versionPick: {
+        sticky: a.sticky,
+        header: a.versionHeader === false ? undefined : { allowFrom: a.versionHeader === true ? [] : [...new Set(a.versionHeader.allowFrom)] },
+      },
       source: 'file',
     });
   }
   if (cfg.tls.acme?.caBundle && !existsSync(path.resolve(dir, cfg.tls.acme.caBundle))) {
     problems.push({ path: 'tls.acme.caBundle', ...locate(['tls', 'acme', 'caBundle']), message: `file not found: ${path.resolve(dir, cfg.tls.acme.caBundle)}` });
+  }
+  if (cfg.sticky.secretFile && !existsSync(path.resolve(dir, cfg.sticky.secretFile))) {
+    problems.push({ path: 'sticky.secretFile', ...locate(['sticky', 'secretFile']), message: `file not found: ${path.resolve(dir, cfg.sticky.secretFile)}` });
   }
   if (cfg.tls.acme && !cfg.listen.https) {
     problems.push({ path: 'tls.acme', ...locate(['tls', 'acme']), message: 'needs listen.https (certificates are served there)' });
@@ -163,6 +170,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       timeouts: cfg.timeouts,
       limits: cfg.limits,
       accessLog: cfg.log.access,
+      sticky: { secret: cfg.sticky.secret, secretFile: cfg.sticky.secretFile ? path.resolve(dir, cfg.sticky.secretFile) : undefined },
       kubernetes: {
         domainPolicy: cfg.kubernetes.domainPolicy?.map((rule) => ({
           namespaces: rule.namespaces,

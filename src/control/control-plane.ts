@@ -44,6 +44,14 @@ export interface ControlPlaneOptions {
   readonly adjustSettings?: (settings: RouterSettings) => RouterSettings;
 }
 
+/** Each app's JSON, computed once per AppSpec object. */
+const appJsonCache = new WeakMap<AppSpec, string>();
+function appJson(app: AppSpec): string {
+  let json = appJsonCache.get(app);
+  if (json === undefined) appJsonCache.set(app, (json = JSON.stringify(app)));
+  return json;
+}
+
 export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   readonly #overrides: WeightOverrides;
   readonly #metrics: Metrics;
@@ -94,6 +102,11 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   }
 
   /** Rebuilds now instead of at the end of this turn (start-up, admin changes). */
+  /** True while a provider's state has not yet been turned into a snapshot (readiness waits for it). */
+  get pending(): boolean {
+    return this.#scheduled;
+  }
+
   flush(): Snapshot | undefined {
     this.#scheduled = false;
     this.#rebuild();
@@ -235,8 +248,18 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
 
     errors.sort((a, b) => (a.app < b.app ? -1 : a.app > b.app ? 1 : 0));
     const certificates = [...this.#states.values()].flatMap((state) => state.certificates ?? []);
-    const identity = JSON.stringify([settings, serving, errors, certificates]);
-    if (identity === this.#identity) return;
+    // An app equal to the live snapshot's keeps that very object (the route table then
+    // reuses its compiled route); equality is judged per app, by reference first, so a
+    // change to one app among thousands costs one app's serialisation, not all of them.
+    const previous = new Map(this.#snapshot?.apps.map((a) => [a.name, a]));
+    let appsChanged = serving.length !== previous.size;
+    for (let i = 0; i < serving.length; i++) {
+      const before = previous.get(serving[i]!.name);
+      if (before !== undefined && (before === serving[i] || appJson(before) === appJson(serving[i]!))) serving[i] = before;
+      else appsChanged = true;
+    }
+    const identity = JSON.stringify([settings, errors, certificates]);
+    if (!appsChanged && identity === this.#identity) return;
     this.#identity = identity;
     const snapshot: Snapshot = { generation: ++this.#generation, createdAt: new Date().toISOString(), settings, apps: serving, errors, certificates };
     this.#snapshot = snapshot;

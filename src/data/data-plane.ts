@@ -14,10 +14,17 @@
  * app policy (allow list: 403; maintenance: 503) → HTTPS redirect (`sslEnforce`, plain
  * HTTP) → version pick → limits → proxy exchange.
  *
+ * Version pick, first that applies: `X-Fairway-Version` when the app accepts it from this
+ * client (an unknown version: 404 `FW_VERSION_NOT_FOUND`; one without endpoints: 503
+ * `FW_NO_ENDPOINTS`; weight does not matter); the sticky cookie when the app is sticky and
+ * the cookie is valid and its version has weight > 0 and endpoints; the weights. The
+ * header is never forwarded; the cookie is (it is opaque to the app). The key signing
+ * sticky cookies is a constructor input, replaced with {@link DataPlane.setStickyKey}.
+ *
  * The client address is decided once per request ({@link clientIpOf}) and that one value
  * feeds the allow list, `X-Forwarded-For` and the access log.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -29,14 +36,15 @@ import type { ErrorCode } from '../errors.js';
 import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
 import { sendError } from './error-pages.js';
-import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
-import { normalizeHost, RouteTable } from './route-table.js';
+import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest, type VersionPickReason } from './proxy-exchange.js';
+import { normalizeHost, RouteTable, type VersionRoute } from './route-table.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
 const DROPPED_REQUEST_HEADERS = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'http2-settings',
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-id',
+  'x-fairway-version',
 ]);
 const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
@@ -52,6 +60,12 @@ export interface DataPlaneOptions {
   readonly maxHeaderSize: number;
   readonly certificates: CertificateStore;
   readonly challenges: AcmeChallenges;
+  /**
+   * Signs sticky-version cookies; must be the same on every replica and across restarts
+   * for cookies to stay valid. Absent: a random key for this process until
+   * {@link DataPlane.setStickyKey}.
+   */
+  readonly stickyKey?: Buffer;
 }
 
 export class DataPlane {
@@ -64,6 +78,7 @@ export class DataPlane {
   readonly #server: Server;
   #https: HttpsServer | undefined;
   #table: RouteTable | undefined;
+  #stickyKey: Buffer;
   #ctx: ExchangeContext;
   #port = '';
   #httpsPort = '';
@@ -76,6 +91,7 @@ export class DataPlane {
     this.#accessLog = options.logger.child({ log: 'access' });
     this.#certificates = options.certificates;
     this.#challenges = options.challenges;
+    this.#stickyKey = options.stickyKey ?? randomBytes(32);
     this.#ctx = { accessLog: this.#accessLog };
     this.#server = createServer({ maxHeaderSize: options.maxHeaderSize, requireHostHeader: false }, this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
@@ -88,12 +104,28 @@ export class DataPlane {
 
   /** Compiles `snapshot` and makes it live at once. */
   apply(snapshot: Snapshot): void {
-    const table = new RouteTable(snapshot, this.#registry, this.#stats);
+    const table = new RouteTable(snapshot, this.#registry, this.#stats, this.#stickyKey, this.#table);
     const s = snapshot.settings;
     this.#server.keepAliveTimeout = s.timeouts.clientKeepAlive;
     this.#server.headersTimeout = s.timeouts.clientHeaders;
     this.#server.maxHeadersCount = s.limits.maxHeadersCount + 1;
     this.#ctx = { accessLog: s.accessLog ? this.#accessLog : undefined };
+    this.#table = table;
+    this.#registry.retainOnly(table.upstreams);
+  }
+
+  /**
+   * Replaces the key that signs sticky-version cookies (the composition root's hook for a
+   * key that is configured, or shared through storage). The live table is recompiled with
+   * it at once; cookies signed with the old key are ignored from then on (their clients
+   * are picked by weight once and get a new cookie). The same key again changes nothing.
+   */
+  setStickyKey(key: Buffer): void {
+    if (key.equals(this.#stickyKey)) return;
+    this.#stickyKey = Buffer.from(key);
+    const live = this.#table;
+    if (live === undefined) return;
+    const table = new RouteTable(live.snapshot, this.#registry, this.#stats, this.#stickyKey);
     this.#table = table;
     this.#registry.retainOnly(table.upstreams);
   }
@@ -223,6 +255,8 @@ export class DataPlane {
     let chunked = false;
     let requestId: string | undefined;
     let connection: string | undefined;
+    let versionHeader: string | undefined;
+    let cookie: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
@@ -231,10 +265,12 @@ export class DataPlane {
         if (lower === 'transfer-encoding') chunked = true;
         else if (lower === 'x-request-id') requestId = value;
         else if (lower === 'connection') connection = value;
+        else if (lower === 'x-fairway-version') versionHeader = value;
         continue;
       }
       if (lower === 'host') host = value;
       else if (lower === 'content-length') contentLength = value;
+      else if (lower === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       headers.push(name, value);
     }
     if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
@@ -263,8 +299,24 @@ export class DataPlane {
       res.end();
       return;
     }
-    const version = app.pickVersion();
-    if (version === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
+    let version: VersionRoute | undefined;
+    let pick: VersionPickReason = 'weight';
+    let pinned: VersionRoute | undefined;
+    if (versionHeader !== undefined && app.acceptsVersionHeader(clientIp)) {
+      version = app.version(versionHeader);
+      if (version === undefined) return this.#answer(req, res, started, clientIp, 'FW_VERSION_NOT_FOUND', app.stats, requestId, host, app.name, undefined, hasBody(contentLength, chunked));
+      if (version.upstreams.length === 0) return this.#answer(req, res, started, clientIp, 'FW_NO_ENDPOINTS', version.stats, requestId, host, app.name, version.name, hasBody(contentLength, chunked));
+      pick = 'header';
+    } else {
+      if (cookie !== undefined && app.sticky !== undefined) pinned = app.stickyVersion(cookie);
+      if (pinned !== undefined) {
+        version = pinned;
+        pick = 'cookie';
+      } else {
+        version = app.pickVersion();
+        if (version === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
+      }
+    }
     let body: ForwardRequest['body'] = null;
     if (contentLength !== undefined && contentLength !== '0') {
       if (Number(contentLength) > limits.maxBodySize) {
@@ -282,7 +334,10 @@ export class DataPlane {
       'x-forwarded-port', https ? this.#httpsPort : this.#port,
       'x-request-id', requestId,
     );
-    const fwd: ForwardRequest = { method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined };
+    const fwd: ForwardRequest = {
+      method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined,
+      https, pick, stick: app.sticky !== undefined && pick !== 'header', pinned,
+    };
     new ProxyExchange(res, fwd, app, version, this.#ctx, started).start();
   }
 

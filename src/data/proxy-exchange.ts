@@ -10,6 +10,11 @@
  * newer controller form is wrapped by undici in an adapter that parses every response's
  * headers into an object, a cost on every request that a proxy does not need.
  *
+ * A sticky app's response carries the cookie of the version that actually served it
+ * (after any retry on another version) unless the client's valid cookie already names
+ * that version; a version chosen by `X-Fairway-Version` sets no cookie and is never
+ * swapped for another version on retry.
+ *
  * Lifecycle: `start()` once; then undici calls the handler methods; `#finish()` runs
  * exactly once, after which the exchange holds no resources.
  */
@@ -35,6 +40,9 @@ const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND'
 const RESET = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'UND_ERR_CLOSED']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/** How the request's version was chosen (the access log's `pick`). */
+export type VersionPickReason = 'cookie' | 'header' | 'weight';
+
 /** What the data plane parsed from the client request before routing. */
 export interface ForwardRequest {
   readonly method: string;
@@ -48,6 +56,16 @@ export interface ForwardRequest {
   readonly body: Readable | null;
   /** `Strict-Transport-Security` to add to the response (HTTPS requests of apps with HSTS). */
   readonly hsts: string | undefined;
+  /** The request came over HTTPS (the sticky cookie gets `Secure`). */
+  readonly https: boolean;
+  readonly pick: VersionPickReason;
+  /**
+   * A sticky app's version not chosen by header: answer with the served version's cookie
+   * unless it is `pinned`. False: never set a cookie.
+   */
+  readonly stick: boolean;
+  /** The version the client's valid sticky cookie names and that was honoured, if any. */
+  readonly pinned: VersionRoute | undefined;
 }
 
 export interface ExchangeContext {
@@ -121,7 +139,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
       headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
     }
-    if (this.#fwd.hsts !== undefined) headers.push('strict-transport-security', this.#fwd.hsts);
+    const fwd = this.#fwd;
+    if (fwd.hsts !== undefined) headers.push('strict-transport-security', fwd.hsts);
+    if (fwd.stick && this.#version !== fwd.pinned) {
+      const cookie = this.#app.sticky?.setCookie(this.#version, fwd.https);
+      if (cookie !== undefined) headers.push('set-cookie', cookie);
+    }
     try {
       res.writeHead(statusCode, statusText || undefined, headers);
     } catch (err) {
@@ -196,6 +219,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (tried.length >= MAX_ATTEMPTS) return undefined;
     const same = this.#version.pickUpstream(tried);
     if (same) return same;
+    // A tester who asked for a version gets that version or an error, never another one.
+    if (this.#fwd.pick === 'header') return undefined;
     const other = this.#app.fallbackVersion(this.#version, tried);
     if (!other) return undefined;
     this.#version = other;
@@ -228,6 +253,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         reqId: fwd.requestId,
         app: this.#app.name,
         version: this.#version.name,
+        pick: fwd.pick,
         endpoint: upstream.key,
         method: fwd.method,
         host: fwd.host,

@@ -12,12 +12,15 @@
  *
  * An app's policy is compiled here too: its allow list into an {@link AllowList}, its
  * timeouts resolved against the router-wide ones (the connect timeout goes into the
- * endpoint pools, the read timeout into every dispatch).
+ * endpoint pools, the read timeout into every dispatch), and its version pick: the sticky
+ * cookie's values signed with the table's sticky key ({@link StickyCookie}) and the
+ * `X-Fairway-Version` client list.
  */
-import type { AppSpec, LoadBalancing, Snapshot, Timeouts } from '../model.js';
+import type { AppSpec, LoadBalancing, Snapshot, Timeouts, VersionPick } from '../model.js';
 import type { RequestStats, VersionStats } from '../observability/request-stats.js';
 import { AllowList } from './allow-list.js';
 import { SmoothWeightedPicker } from './smooth-weighted-picker.js';
+import { StickyCookie } from './sticky-cookie.js';
 import type { Upstream, UpstreamRegistry } from './upstream-registry.js';
 
 export class VersionRoute {
@@ -76,9 +79,18 @@ export class AppRoute {
   readonly headersTimeout: number;
   /** Longest pause between upstream body chunks, ms (the app's read timeout, else `timeouts.upstreamIdle`). */
   readonly bodyTimeout: number;
+  /** The app's sticky cookie; undefined: the app is not sticky (or the table has no sticky key). */
+  readonly sticky: StickyCookie<VersionRoute> | undefined;
+  /** Whether `X-Fairway-Version` may choose the version (see {@link versionHeaderFrom}). */
+  readonly versionHeader: boolean;
+  /** Clients whose `X-Fairway-Version` counts; undefined: every client (when {@link versionHeader}). */
+  readonly versionHeaderFrom: AllowList | undefined;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
-  constructor(name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts) {
+  constructor(
+    name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts,
+    pick?: VersionPick, stickyKey?: Buffer,
+  ) {
     this.name = name;
     this.versions = versions;
     this.stats = stats;
@@ -90,6 +102,9 @@ export class AppRoute {
     this.hsts = tls.hsts
       ? `max-age=${tls.hsts.maxAge}${tls.hsts.includeSubDomains ? '; includeSubDomains' : ''}${tls.hsts.preload ? '; preload' : ''}`
       : undefined;
+    this.sticky = pick?.sticky && stickyKey ? new StickyCookie(stickyKey, name, versions) : undefined;
+    this.versionHeader = pick?.header !== undefined;
+    this.versionHeaderFrom = pick?.header && pick.header.allowFrom.length > 0 ? new AllowList(pick.header.allowFrom) : undefined;
     // A version without endpoints gives its share to the others.
     const live = versions.filter((v) => v.upstreams.length > 0);
     this.#picker = new SmoothWeightedPicker(live, live.map((v) => v.weight));
@@ -98,6 +113,27 @@ export class AppRoute {
   /** The version for the next request, or `undefined` when no version can serve (503). */
   pickVersion(): VersionRoute | undefined {
     return this.#picker.pick();
+  }
+
+  /**
+   * The version a valid sticky cookie in `cookieHeader` names, if it may still serve:
+   * weight > 0 and endpoints. Undefined otherwise (not sticky, no or bad cookie, or its
+   * version lost its weight or endpoints: the client is picked by weight again).
+   */
+  stickyVersion(cookieHeader: string): VersionRoute | undefined {
+    const v = this.sticky?.pinned(cookieHeader);
+    return v !== undefined && v.weight > 0 && v.upstreams.length > 0 ? v : undefined;
+  }
+
+  /** Whether a request from `clientIp` may choose its version with `X-Fairway-Version`. */
+  acceptsVersionHeader(clientIp: string): boolean {
+    return this.versionHeader && (this.versionHeaderFrom === undefined || this.versionHeaderFrom.allows(clientIp));
+  }
+
+  /** The version named `name` (any weight, with or without endpoints). */
+  version(name: string): VersionRoute | undefined {
+    for (const v of this.versions) if (v.name === name) return v;
+    return undefined;
   }
 
   /** A fallback for a retry: another version with weight and endpoints not all tried. */
@@ -115,21 +151,42 @@ export class RouteTable {
   readonly #wildcard = new Map<string, AppRoute>();
   readonly #byName = new Map<string, AppRoute>();
   readonly #platformSuffix: string | undefined;
+  readonly #stickyKey: Buffer | undefined;
   /** Every upstream this table can send to (to retire the others after a swap). */
   readonly upstreams = new Set<Upstream>();
 
-  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats) {
+  /**
+   * `stickyKey` signs the cookies of sticky apps; without it, no app is sticky. With
+   * `previous` (the live table), an app whose AppSpec is the very same object, under the
+   * same timeouts and key, keeps its compiled route (and its weighted picker's state), so
+   * a change to one app among thousands compiles one app.
+   */
+  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats, stickyKey?: Buffer, previous?: RouteTable) {
     this.snapshot = snapshot;
+    this.#stickyKey = stickyKey;
     const pd = snapshot.settings.platformDomain;
     this.#platformSuffix = pd ? `.${pd}` : undefined;
     const timeouts = snapshot.settings.timeouts;
+    const reusable =
+      previous !== undefined && previous.#stickyKey === stickyKey && JSON.stringify(previous.snapshot.settings.timeouts) === JSON.stringify(timeouts) ? previous : undefined;
     for (const app of snapshot.apps) {
-      const poolOptions = { connectTimeout: Math.min(app.policy.connectTimeout ?? timeouts.connect, MAX_TIMEOUT) };
-      const route = compileApp(app, timeouts, (e) => {
-        const u = registry.acquire(e, poolOptions);
-        this.upstreams.add(u);
-        return u;
-      }, stats);
+      const old = reusable === undefined ? undefined : reusable.#byName.get(app.name);
+      const compiled = old && compiledFrom.get(old);
+      let route: AppRoute;
+      if (old && compiled?.app === app) {
+        route = old;
+        for (const u of compiled.upstreams) this.upstreams.add(u);
+      } else {
+        const poolOptions = { connectTimeout: Math.min(app.policy.connectTimeout ?? timeouts.connect, MAX_TIMEOUT) };
+        const upstreams: Upstream[] = [];
+        route = compileApp(app, timeouts, (e) => {
+          const u = registry.acquire(e, poolOptions);
+          this.upstreams.add(u);
+          upstreams.push(u);
+          return u;
+        }, stats, stickyKey);
+        compiledFrom.set(route, { app, upstreams });
+      }
       this.#byName.set(app.name, route);
       for (const d of app.domains) {
         if (d.startsWith('*.')) this.#wildcard.set(d.slice(2), route);
@@ -164,11 +221,14 @@ export class RouteTable {
   }
 }
 
-function compileApp(app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats): AppRoute {
+/** The AppSpec a compiled route was made from, and the upstreams it sends to (for reuse). */
+const compiledFrom = new WeakMap<AppRoute, { app: AppSpec; upstreams: readonly Upstream[] }>();
+
+function compileApp(app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats, stickyKey: Buffer | undefined): AppRoute {
   const versions = app.versions.map(
     (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
   );
-  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts);
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey);
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

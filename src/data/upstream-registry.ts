@@ -5,23 +5,52 @@
  * compiling a table; after the swap, `retainOnly()` closes the pools that the live table
  * no longer uses. Closing is graceful (undici `close()`): requests in flight finish,
  * then the connections go — the endpoint is drained, not cut.
+ *
+ * A pool is created on the endpoint's first request, not when a table names it: an
+ * undici Pool costs ~19 KB before it holds a connection, and a cluster of 10,000 apps
+ * names 30,000 endpoints most of which a given replica may rarely reach.
  */
 import { Pool } from 'undici';
 import { endpointKey, type EndpointSpec } from '../model.js';
 
-/** An endpoint as the data plane sees it: a pool and how busy it is. */
+/** An endpoint as the data plane sees it: a pool (made on first use) and how busy it is. */
 export class Upstream {
   readonly key: string;
-  readonly pool: Pool;
   /** The pool's TCP connect timeout, ms (apps with different connect timeouts get different pools). */
   readonly connectTimeout: number;
   /** Requests dispatched to this endpoint and not yet finished (least-outstanding picks). */
   outstanding = 0;
+  #pool: Pool | undefined;
+  #closed = false;
 
-  constructor(key: string, pool: Pool, connectTimeout: number) {
+  constructor(key: string, connectTimeout: number) {
     this.key = key;
-    this.pool = pool;
     this.connectTimeout = connectTimeout;
+  }
+
+  /** The endpoint's connection pool, created on first use. */
+  get pool(): Pool {
+    if (this.#pool === undefined) {
+      this.#pool = new Pool(`http://${this.key}`, {
+        connect: { timeout: this.connectTimeout },
+        // Timeouts are set per request from the snapshot; these only bound idle sockets.
+        keepAliveTimeout: 4_000,
+        keepAliveMaxTimeout: 60_000,
+        pipelining: 1,
+      });
+      // Connection failures are reported to the request that triggered them.
+      this.#pool.on('connectionError', () => {});
+      // A request that still held a retired upstream drains the pool it made.
+      if (this.#closed) void this.#pool.close().catch(() => {});
+    }
+    return this.#pool;
+  }
+
+  /** Closes the pool, if one was made: gracefully, or aborting in-flight requests with `force`. */
+  async close(force = false): Promise<void> {
+    this.#closed = true;
+    const pool = this.#pool;
+    if (pool) await (force ? pool.destroy() : pool.close()).catch(() => {});
   }
 }
 
@@ -39,16 +68,7 @@ export class UpstreamRegistry {
     const id = `${key}|${options.connectTimeout}`;
     let u = this.#byKey.get(id);
     if (!u) {
-      const pool = new Pool(`http://${key}`, {
-        connect: { timeout: options.connectTimeout },
-        // Timeouts are set per request from the snapshot; these only bound idle sockets.
-        keepAliveTimeout: 4_000,
-        keepAliveMaxTimeout: 60_000,
-        pipelining: 1,
-      });
-      // Connection failures are reported to the request that triggered them.
-      pool.on('connectionError', () => {});
-      u = new Upstream(key, pool, options.connectTimeout);
+      u = new Upstream(key, options.connectTimeout);
       this.#byKey.set(id, u);
     }
     return u;
@@ -59,7 +79,7 @@ export class UpstreamRegistry {
     for (const [id, u] of this.#byKey) {
       if (!keep.has(u)) {
         this.#byKey.delete(id);
-        u.pool.close().catch(() => {});
+        void u.close();
       }
     }
   }
@@ -70,8 +90,8 @@ export class UpstreamRegistry {
 
   /** Closes every pool; with `force`, in-flight requests are aborted. */
   async close(force = false): Promise<void> {
-    const pools = [...this.#byKey.values()].map((u) => u.pool);
+    const all = [...this.#byKey.values()];
     this.#byKey.clear();
-    await Promise.all(pools.map((p) => (force ? p.destroy() : p.close()).catch(() => {})));
+    await Promise.all(all.map((u) => u.close(force)));
   }
 }

@@ -20,6 +20,11 @@ export class Metrics {
   readonly tlsNotAfter: Gauge<'host' | 'source'>;
   readonly tlsExpiring: Gauge;
   readonly acmeOrders: Counter<'result'>;
+  readonly cutoverState: Gauge<'app' | 'state'>;
+  readonly cutoverPercent: Gauge<'app'>;
+  readonly cutoverSteps: Counter<'app'>;
+  readonly cutoverRollbacks: Counter<'app' | 'cause'>;
+  readonly cutoverDecisions: Counter<'app' | 'decision'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -79,6 +84,36 @@ export class Metrics {
       name: 'fairway_acme_orders_total',
       help: 'ACME order attempts by result (issued, failed, rate_limited, from_storage: installed from shared storage, ordered by another replica).',
       labelNames: ['result'],
+      registers,
+    });
+    this.cutoverState = new Gauge({
+      name: 'fairway_cutover_state',
+      help: "1 for the state of each app's latest cutover (running, paused, completed, rolled_back, aborted, failed), 0 for the others.",
+      labelNames: ['app', 'state'],
+      registers,
+    });
+    this.cutoverPercent = new Gauge({
+      name: 'fairway_cutover_step_percent',
+      help: "Percent of the two versions' traffic the latest cutover of each app has put on the new version.",
+      labelNames: ['app'],
+      registers,
+    });
+    this.cutoverSteps = new Counter({
+      name: 'fairway_cutover_steps_total',
+      help: 'Cutover steps whose weights were set, by app.',
+      labelNames: ['app'],
+      registers,
+    });
+    this.cutoverRollbacks = new Counter({
+      name: 'fairway_cutover_rollbacks_total',
+      help: 'Cutover rollbacks, by app and cause (error_rate, p99, no_endpoints, manual).',
+      labelNames: ['app', 'cause'],
+      registers,
+    });
+    this.cutoverDecisions = new Counter({
+      name: 'fairway_cutover_decisions_total',
+      help: 'Cutover decisions recorded, by app and decision (start, step, pass, no_traffic, rollback, complete, pause, resume, promote, abort, restart, fail).',
+      labelNames: ['app', 'decision'],
       registers,
     });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'fairway_' });

@@ -26,6 +26,15 @@
  *   `30s`, `5m`, `1h`, `1d`, `1w`, `1M`, `1y`, a bare number is seconds) — the longest any
  *   version sets, else the router-wide timeouts. `tcpTimeout` is nginx's
  *   `proxy_read_timeout`: the app's read timeout (headers wait and body idle).
+ * - Version pick (the app's, merged over its versions' Services):
+ *   `router.deis.io/sticky` (`true`/`false`, any case) — sticky if any version says so;
+ *   `router.deis.io/versionHeader` (`true`/`false`) — `X-Fairway-Version` accepted if any
+ *   version says so; `router.deis.io/versionHeaderAllowFrom` (comma-separated IPs/CIDRs)
+ *   narrows it to those clients. Merged: the union of the lists of the Services that turn
+ *   the header on; a Service that turns it on without a list does not widen another's list
+ *   (as for the whitelist). `versionHeaderAllowFrom` without `versionHeader: "true"` on the
+ *   same Service is reported and ignored; a list without one valid entry turns that
+ *   Service's header off (reported) rather than opening it to every client.
  * - Domain policy (`TranslateInput.domainPolicy`, when set): a Service's domain is kept
  *   only if a rule names its namespace (or `*`) and covers the domain; otherwise it is
  *   reported and not routed, before host conflicts are decided (a refused claim takes no
@@ -37,7 +46,7 @@
  *   (for the whitelist: each invalid entry is dropped, the valid ones kept).
  */
 import { canonicalCidr } from '../../config/cidr.js';
-import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, UnroutedReason, VersionSpec } from '../../model.js';
+import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, UnroutedReason, VersionPick, VersionSpec } from '../../model.js';
 import { parseNginxTime } from './nginx-time.js';
 
 export const ROUTABLE_LABEL = 'router.deis.io/routable';
@@ -52,6 +61,9 @@ export const A = {
   maintenance: 'router.deis.io/maintenance',
   connectTimeout: 'router.deis.io/connectTimeout',
   tcpTimeout: 'router.deis.io/tcpTimeout',
+  sticky: 'router.deis.io/sticky',
+  versionHeader: 'router.deis.io/versionHeader',
+  versionHeaderAllowFrom: 'router.deis.io/versionHeaderAllowFrom',
 } as const;
 
 /** The parts of a Service the translator reads (structurally compatible with the client's V1Service). */
@@ -84,6 +96,8 @@ export interface TranslateInput {
   readonly platformDomain: string | undefined;
   /** Which namespaces may claim which domains (`settings.kubernetes.domainPolicy`); undefined: any. */
   readonly domainPolicy?: readonly DomainRule[] | undefined;
+  /** The previous translations' memory (see {@link TranslateCache}); none: everything is read afresh. */
+  readonly cache?: TranslateCache;
 }
 
 export interface Translation {
@@ -105,9 +119,11 @@ interface Version {
   domains: string[];
   sslEnforce: boolean;
   policy: AppPolicy;
+  pick: VersionPick;
 }
 
 export function translate(input: TranslateInput): Translation {
+  const cache = input.cache;
   const problems: ServiceProblem[] = [];
   const slicesByService = new Map<string, KEndpointSlice[]>();
   for (const slice of input.slices) {
@@ -122,63 +138,18 @@ export function translate(input: TranslateInput): Translation {
   // Group routable Services into apps per namespace.
   const groups = new Map<string, { namespace: string; app: string; versions: Version[] }>();
   for (const service of input.services) {
-    const meta = service.metadata ?? {};
-    if (meta.labels?.[ROUTABLE_LABEL] !== 'true' || !meta.name) continue;
-    const namespace = meta.namespace ?? 'default';
-    const report = (field: string, message: string, unrouted?: ServiceProblem['unrouted']) => problems.push({ namespace, service: meta.name!, field, message, ...(unrouted ? { unrouted } : {}) });
-    const ann = meta.annotations ?? {};
-    let app = ann[A.app] ?? meta.labels?.[A.app] ?? meta.labels?.app ?? meta.name;
-    if (!NAME.test(app)) {
-      report(A.app, `"${app}" is not a valid app name (lower-case letters, digits, - and .); using the Service name`);
-      app = meta.name;
-    }
-    let versionName = ann[A.version] ?? meta.labels?.[A.version] ?? meta.name;
-    if (!/^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/i.test(versionName)) {
-      report(A.version, `"${versionName}" is not a valid version name; using the Service name`);
-      versionName = meta.name;
-    }
-    let weight = 100;
-    if (ann[A.weight] !== undefined) {
-      const w = Number(ann[A.weight]);
-      if (ann[A.weight]!.trim() === '' || !Number.isFinite(w) || w < 0) report(A.weight, `"${ann[A.weight]}" must be a number >= 0; using 100`);
-      else weight = w;
-    }
-    const domains: string[] = [];
-    for (const raw of (ann[A.domains] ?? '').split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)) {
-      let d = raw.replace(/\.$/, '');
-      if (!d.includes('.')) {
-        if (!input.platformDomain) {
-          report(A.domains, `"${raw}" needs the router's platformDomain to be set; ignored`);
-          continue;
-        }
-        d = `${d}.${input.platformDomain}`;
-      }
-      if (!DOMAIN.test(d)) report(A.domains, `"${raw}" is not a domain name; ignored`);
-      else if (input.domainPolicy && !domainAllowed(input.domainPolicy, namespace, d)) {
-        report(A.domains, `namespace "${namespace}" may not route "${d}" (kubernetes.domainPolicy); not routed`, { host: d, reason: 'DomainNotAllowed' });
-      } else if (!domains.includes(d)) domains.push(d);
-    }
-    const sslEnforce = parseBoolean(ann[A.sslEnforce], A.sslEnforce, report);
-    const policy = policyOf(ann, report);
-
-    const endpoints = endpointsOf(service, slicesByService.get(`${namespace}/${meta.name}`) ?? [], report);
+    const parsed = parseService(service, slicesByService, input, cache);
+    if (!parsed) continue;
+    problems.push(...parsed.problems);
+    const { namespace, app, version } = parsed;
     const key = `${namespace}\u0000${app}`;
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { namespace, app, versions: [] }));
-    if (group.versions.some((v) => v.spec.name === versionName)) {
-      report(A.version, `version "${versionName}" of app "${app}" is already defined by another Service; this Service is ignored`);
+    if (group.versions.some((v) => v.spec.name === version.spec.name)) {
+      problems.push({ namespace, service: version.serviceName, field: A.version, message: `version "${version.spec.name}" of app "${app}" is already defined by another Service; this Service is ignored` });
       continue;
     }
-    group.versions.push({
-      service,
-      namespace,
-      serviceName: meta.name,
-      created: meta.creationTimestamp ? new Date(meta.creationTimestamp).getTime() : 0,
-      spec: { name: versionName, weight, endpoints },
-      domains,
-      sslEnforce,
-      policy,
-    });
+    group.versions.push(version);
   }
 
   // App names: the app's own name unless several namespaces use it.
@@ -223,18 +194,128 @@ export function translate(input: TranslateInput): Translation {
         domains.push(d);
       }
     }
-    apps.push({
+    // Unchanged parts (the very same version specs, the same domains): the previous AppSpec.
+    const previous = cache?.apps.get(g.name);
+    const parts = previous && appParts.get(previous);
+    if (previous && parts && sameItems(parts, g.versions) && sameItems(previous.domains, domains)) {
+      apps.push(previous);
+      continue;
+    }
+    const spec: AppSpec = {
       name: g.name,
       domains,
       versions: g.versions.map((v) => v.spec),
       loadBalancing: 'least-outstanding',
       tls: { sslEnforce: g.versions.some((v) => v.sslEnforce), hsts: undefined, acme: true, certificates: [] },
       policy: mergePolicies(g.versions.map((v) => v.policy)),
+      versionPick: mergeVersionPicks(g.versions.map((v) => v.pick)),
       source: 'kubernetes',
-    });
+    };
+    appParts.set(spec, g.versions);
+    apps.push(spec);
   }
   apps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (cache) cache.apps = new Map(apps.map((a) => [a.name, a]));
   return { apps, problems, owners };
+}
+
+interface ParsedService {
+  readonly namespace: string;
+  readonly app: string;
+  readonly version: Version;
+  /** Problems of this Service alone (validation), reported on every translation while they last. */
+  readonly problems: readonly ServiceProblem[];
+}
+
+/**
+ * Memory of the last translation, so a change to one Service among 10,000 re-reads only
+ * that Service: the informers replace an object when it changes, so an entry is reused
+ * while its Service, its EndpointSlices and the router settings it depends on are the
+ * very same objects; and an app whose parts are all unchanged is the same AppSpec object
+ * as before (the control plane and route table then skip it cheaply). Owned by one
+ * provider; pass the same instance to every {@link translate} call.
+ */
+export class TranslateCache {
+  readonly services = new WeakMap<KService, { slices: readonly KEndpointSlice[]; platformDomain: string | undefined; domainPolicy: TranslateInput['domainPolicy']; parsed: ParsedService | undefined }>();
+  apps = new Map<string, AppSpec>();
+}
+
+/** One Service's own contribution: app, version and domains (no cross-Service rules). */
+function parseService(service: KService, slicesByService: ReadonlyMap<string, KEndpointSlice[]>, input: TranslateInput, cache: TranslateCache | undefined): ParsedService | undefined {
+  const meta = service.metadata ?? {};
+  if (meta.labels?.[ROUTABLE_LABEL] !== 'true' || !meta.name) return undefined;
+  const slices = slicesByService.get(`${meta.namespace ?? 'default'}/${meta.name}`) ?? NO_SLICES;
+  const hit = cache?.services.get(service);
+  if (hit && hit.platformDomain === input.platformDomain && hit.domainPolicy === input.domainPolicy && sameItems(hit.slices, slices)) return hit.parsed;
+  const problems: ServiceProblem[] = [];
+  const namespace = meta.namespace ?? 'default';
+  const report = (field: string, message: string, unrouted?: ServiceProblem['unrouted']) => problems.push({ namespace, service: meta.name!, field, message, ...(unrouted ? { unrouted } : {}) });
+  const ann = meta.annotations ?? {};
+  let app = ann[A.app] ?? meta.labels?.[A.app] ?? meta.labels?.app ?? meta.name;
+  if (!NAME.test(app)) {
+    report(A.app, `"${app}" is not a valid app name (lower-case letters, digits, - and .); using the Service name`);
+    app = meta.name;
+  }
+  let versionName = ann[A.version] ?? meta.labels?.[A.version] ?? meta.name;
+  if (!/^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/i.test(versionName)) {
+    report(A.version, `"${versionName}" is not a valid version name; using the Service name`);
+    versionName = meta.name;
+  }
+  let weight = 100;
+  if (ann[A.weight] !== undefined) {
+    const w = Number(ann[A.weight]);
+    if (ann[A.weight]!.trim() === '' || !Number.isFinite(w) || w < 0) report(A.weight, `"${ann[A.weight]}" must be a number >= 0; using 100`);
+    else weight = w;
+  }
+  const domains: string[] = [];
+  for (const raw of (ann[A.domains] ?? '').split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)) {
+    let d = raw.replace(/\.$/, '');
+    if (!d.includes('.')) {
+      if (!input.platformDomain) {
+        report(A.domains, `"${raw}" needs the router's platformDomain to be set; ignored`);
+        continue;
+      }
+      d = `${d}.${input.platformDomain}`;
+    }
+    if (!DOMAIN.test(d)) report(A.domains, `"${raw}" is not a domain name; ignored`);
+    else if (input.domainPolicy && !domainAllowed(input.domainPolicy, namespace, d)) {
+      report(A.domains, `namespace "${namespace}" may not route "${d}" (kubernetes.domainPolicy); not routed`, { host: d, reason: 'DomainNotAllowed' });
+    } else if (!domains.includes(d)) domains.push(d);
+  }
+  const sslEnforce = parseBoolean(ann[A.sslEnforce], A.sslEnforce, report);
+  const policy = policyOf(ann, report);
+  const pick = versionPickOf(ann, report);
+
+  const endpoints = endpointsOf(service, slices, report);
+  const parsed: ParsedService = {
+    namespace,
+    app,
+    problems,
+    version: {
+      service,
+      namespace,
+      serviceName: meta.name,
+      created: meta.creationTimestamp ? new Date(meta.creationTimestamp).getTime() : 0,
+      spec: { name: versionName, weight, endpoints },
+      domains,
+      sslEnforce,
+      policy,
+      pick,
+    },
+  };
+  cache?.services.set(service, { slices, platformDomain: input.platformDomain, domainPolicy: input.domainPolicy, parsed });
+  return parsed;
+}
+
+const NO_SLICES: readonly KEndpointSlice[] = [];
+
+/** The parsed versions an AppSpec was made of (to know it can be reused). */
+const appParts = new WeakMap<AppSpec, readonly Version[]>();
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** `"true"`/`"false"` in any case (as the Deis router's `(?i)^(true|false)$`); anything else is reported and false. */
@@ -285,6 +366,41 @@ function mergePolicies(policies: readonly AppPolicy[]): AppPolicy {
     connectTimeout: longest(policies.map((p) => p.connectTimeout)),
     readTimeout: longest(policies.map((p) => p.readTimeout)),
   };
+}
+
+/** One Service's sticky and version-header annotations; invalid values are reported and fall back to off. */
+function versionPickOf(ann: Record<string, string>, report: (field: string, message: string) => void): VersionPick {
+  const sticky = parseBoolean(ann[A.sticky], A.sticky, report);
+  const on = parseBoolean(ann[A.versionHeader], A.versionHeader, report);
+  const rawList = ann[A.versionHeaderAllowFrom];
+  if (rawList === undefined) return { sticky, header: on ? { allowFrom: [] } : undefined };
+  if (!on) {
+    report(A.versionHeaderAllowFrom, `has no effect without ${A.versionHeader}: "true"; ignored`);
+    return { sticky, header: undefined };
+  }
+  const allowFrom: string[] = [];
+  const entries = rawList.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const cidr = canonicalCidr(entry);
+    if (cidr === undefined) report(A.versionHeaderAllowFrom, `"${entry}" is not an IP address or CIDR; ignored`);
+    else if (!allowFrom.includes(cidr)) allowFrom.push(cidr);
+  }
+  if (allowFrom.length === 0) {
+    report(A.versionHeaderAllowFrom, `"${rawList}" has no valid IP address or CIDR; the version header stays off for this Service`);
+    return { sticky, header: undefined };
+  }
+  return { sticky, header: { allowFrom } };
+}
+
+/**
+ * An app's version pick from its versions': sticky if any; the header on if any turns it
+ * on, from the union of the lists given (every client only when none gives one).
+ */
+function mergeVersionPicks(picks: readonly VersionPick[]): VersionPick {
+  const on = picks.flatMap((p) => (p.header ? [p.header] : []));
+  const allowFrom: string[] = [];
+  for (const h of on) for (const a of h.allowFrom) if (!allowFrom.includes(a)) allowFrom.push(a);
+  return { sticky: picks.some((p) => p.sticky), header: on.length > 0 ? { allowFrom } : undefined };
 }
 
 /**

@@ -6,9 +6,11 @@
  * builder). It never touches the data plane. Problems are reported in the model, logged
  * once, and written as Kubernetes Events on the Service at fault (when RBAC allows).
  *
- * Level-triggered: any watch event only means "something changed"; after a short quiet
- * time (`coalesceMs`) the whole state is recomputed from the informers' caches, so a
- * burst of a thousand events makes a handful of snapshots.
+ * Level-triggered: any watch event only means "something changed" and the whole state is
+ * recomputed from the informers' caches. The first event after a quiet period is
+ * recomputed at once (next turn of the event loop: a lone change is live in a few ms);
+ * events that follow within `coalesceMs` are folded into one recompute at the end of
+ * that window, so a burst of a thousand events makes a handful of snapshots.
  *
  * Static stability: the client's informer stops for good on most errors and never times
  * out a silent watch (field notes). Each {@link ResilientWatch} therefore restarts its
@@ -38,7 +40,7 @@ import { FairwayError } from '../../errors.js';
 import type { AppSpec, DomainRule, TcpRoute } from '../../model.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Provider, ProviderSink } from '../provider.js';
-import { A, ROUTABLE_LABEL, serviceEndpoints, translate, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
+import { A, ROUTABLE_LABEL, serviceEndpoints, translate, TranslateCache, type KEndpointSlice, type KService, type ServiceProblem } from './deis-translator.js';
 import { ProblemEvents } from './problem-events.js';
 import { secretCertificates, type KSecret } from './secret-certificates.js';
 import { tcpServiceSettings } from './tcp-service-settings.js';
@@ -60,7 +62,7 @@ export interface KubernetesProviderOptions {
   /** A Secret labelled `fairway.io/storage` changed (another replica stored a certificate). */
   readonly onStorageChange?: () => void;
   readonly logger: Logger;
-  /** Quiet time before recomputing after an event, ms (default 50). */
+  /** After a recompute, further events wait this long and are recomputed together, ms (default 50). */
   readonly coalesceMs?: number;
   /** Restart backoff after a watch error, ms (default 250 ms doubling to 30 s, ±20% jitter). */
   readonly backoff?: { min: number; max: number };
@@ -79,9 +81,15 @@ export class KubernetesProvider implements Provider {
   readonly #tcpServices = new Map<string, ResilientWatch<V1Service>>();
   readonly #events: ProblemEvents;
   #sink: ProviderSink | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** The coalescing window after a recompute; events inside it only mark `#dirty`. */
+  #window: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #dirty = false;
+  /** Set once the first full state (after every watch listed) was sent. */
+  #published = false;
   #reported = new Set<string>();
   #storageVersions = '';
+  readonly #translated = new TranslateCache();
   /** app → version → the Service that defines it (to patch weights). */
   #owners = new Map<string, Map<string, { namespace: string; name: string }>>();
 
@@ -140,7 +148,8 @@ export class KubernetesProvider implements Provider {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.#timer);
+    clearTimeout(this.#window);
+    clearImmediate(this.#immediate);
     this.#sink = undefined;
     await Promise.all(this.#watches().map((w) => w.stop()));
   }
@@ -155,8 +164,12 @@ export class KubernetesProvider implements Provider {
     return this.#events.flushed();
   }
 
-  /** True once every watch has listed at least once. */
+  /** True once every watch has listed at least once and the state made of it was sent (readiness). */
   get synced(): boolean {
+    return this.#published;
+  }
+
+  #listed(): boolean {
     return this.#watches().every((w) => w.synced);
   }
 
@@ -178,21 +191,36 @@ export class KubernetesProvider implements Provider {
   }
 
   #changed(): void {
-    if (this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    if (this.#window || this.#immediate) {
+      this.#dirty = true;
+      return;
+    }
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
       this.#publish();
-    }, this.#o.coalesceMs ?? 50);
+    });
+  }
+
+  /** Ends a coalescing window: recomputes if events arrived during it (and opens another). */
+  #windowEnd(): void {
+    this.#window = undefined;
+    if (this.#dirty) this.#publish();
   }
 
   #publish(): void {
     const sink = this.#sink;
-    if (!sink || !this.synced) return;
+    if (!sink || !this.#listed()) return;
+    // Everything that happened so far is in the caches read below.
+    this.#dirty = false;
+    clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+    clearTimeout(this.#window);
+    this.#window = setTimeout(() => this.#windowEnd(), this.#o.coalesceMs ?? 50);
     const services = this.#services.list() as unknown as KService[];
     const slices = this.#slices.list() as unknown as KEndpointSlice[];
     const secrets = this.#secrets.list() as unknown as KSecret[];
     const platformDomain = this.#o.platformDomain();
-    const translation = translate({ services, slices, platformDomain, domainPolicy: this.#o.domainPolicy?.() });
+    const translation = translate({ services, slices, platformDomain, domainPolicy: this.#o.domainPolicy?.(), cache: this.#translated });
     const { apps, owners } = translation;
     this.#owners = owners;
     const certs = secretCertificates({ services, secrets, apps, owners, platformDomain, routerNamespace: this.#o.namespace });
@@ -213,6 +241,7 @@ export class KubernetesProvider implements Provider {
       certificates: certs.certificates,
       problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message, ...(p.unrouted ? { unrouted: p.unrouted } : {}) })),
     });
+    this.#published = true;
   }
 
   /** Tells the certificate manager when a storage Secret changed (another replica stored a certificate). */
