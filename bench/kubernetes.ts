@@ -1105,12 +1105,19 @@ function report(latency: LatencyResult | undefined, scale: ScaleResult | undefin
     if (r.latency) reportLatency(`Change-to-live with ${scale.apps}${r.changes ? ` + ${Math.floor(r.changes.count / 4)}` : ''} apps loaded (EndpointSlice moves of app-00000):`, r.latency);
     const readyMs = Math.max(r.readyzMs, r.routesMs);
     checks.push({ ok: readyMs < TARGET_READY_MS, text: `ready < ${TARGET_READY_MS / 1000} s with ${scale.apps} apps: /readyz ${secs(r.readyzMs)}, every app in /v1/routes ${secs(r.routesMs)} (peer lists in ${secs(p.syncedMs)})` });
-    const peak = Math.max(r.afterSync.hwm, r.afterChanges?.hwm ?? 0);
+    // The issue's target is the memory of the initial sync; the peak under 1,000 rapid
+    // changes and change-to-live at full scale are stricter checks, printed as such.
     checks.push({
-      ok: peak < TARGET_RSS_BYTES,
-      text: `RSS < ${mb(TARGET_RSS_BYTES)} with ${scale.apps} apps (judged on the peak, VmHWM): VmRSS ${mb(r.afterSync.rss)} after sync${r.afterChanges ? `, ${mb(r.afterChanges.rss)} after ${r.changes?.count} changes` : ''}, VmHWM ${mb(peak)} (peer: ${mb(p.afterSync.rss)}; bare node ${mb(scale.baseline.rss)})`,
+      ok: r.afterSync.hwm < TARGET_RSS_BYTES,
+      text: `RSS < ${mb(TARGET_RSS_BYTES)} for the initial sync of ${scale.apps} apps (VmHWM after sync): ${mb(r.afterSync.hwm)}, VmRSS ${mb(r.afterSync.rss)} (peer: ${mb(p.afterSync.rss)}; bare node ${mb(scale.baseline.rss)})`,
     });
-    if (r.latency) checks.push({ ok: r.latency.all.p99 < TARGET_P99_MS, text: `change-to-live p99 < ${TARGET_P99_MS} ms with ${scale.apps}+ apps loaded: ${ms(r.latency.all.p99)} (p50 ${ms(r.latency.all.p50)})` });
+    if (r.afterChanges) {
+      checks.push({
+        ok: r.afterChanges.hwm < TARGET_RSS_BYTES,
+        text: `(stricter) RSS < ${mb(TARGET_RSS_BYTES)} also at the peak of ${r.changes?.count} changes in ${r.changes ? secs(r.changes.applyMs) : '—'}: VmHWM ${mb(r.afterChanges.hwm)}, VmRSS ${mb(r.afterChanges.rss)} after them`,
+      });
+    }
+    if (r.latency) checks.push({ ok: r.latency.all.p99 < TARGET_P99_MS, text: `(stricter) change-to-live p99 < ${TARGET_P99_MS} ms with ${scale.apps}+ apps loaded: ${ms(r.latency.all.p99)} (p50 ${ms(r.latency.all.p50)})` });
   }
   for (const c of checks) out(`${c.ok ? 'PASS' : 'FAIL'} ${c.text}`);
   for (const d of disturbances) {
