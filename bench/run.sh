@@ -39,6 +39,10 @@
 #   BENCH_MODE=tls         run the HTTPS benchmark instead (bench/tls.sh; see bench/README.md)
 #   BENCH_MODE=kubernetes  run the Kubernetes benchmark instead (bench/kubernetes.sh: change-to-live
 #                          latency and 10,000-Service scale; see bench/README.md)
+#   BENCH_MODE=proxy-protocol  what the PROXY protocol costs (bench/proxy-protocol.sh: the same wrk
+#                          load through HAProxy with and without send-proxy; see bench/README.md)
+#   BENCH_MODE=compression  what response compression costs (bench/compression.sh: a 2 KB JSON
+#                          answer with and without Accept-Encoding gzip / br; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,7 +54,9 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     http | "") ;;
     tls) exec bash "$BENCH_DIR/tls.sh" "$@" ;;
     kubernetes) exec bash "$BENCH_DIR/kubernetes.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls or kubernetes)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    proxy-protocol) exec bash "$BENCH_DIR/proxy-protocol.sh" "$@" ;;
+    compression) exec bash "$BENCH_DIR/compression.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol or compression)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 

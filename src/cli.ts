@@ -24,6 +24,8 @@ const cutover = async (...args: Parameters<typeof import('./cli/cutover-command.
   (await import('./cli/cutover-command.js')).cutoverCommand(...args);
 const rollback = async (...args: Parameters<typeof import('./cli/cutover-command.js').rollbackCommand>) =>
   (await import('./cli/cutover-command.js')).rollbackCommand(...args);
+const logs = async (...args: Parameters<typeof import('./cli/logs-command.js').logsCommand>) =>
+  (await import('./cli/logs-command.js')).logsCommand(...args);
 
 const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 
@@ -57,6 +59,8 @@ export function buildProgram(): Command {
   const program = new Command('fairway')
     .description('Edge router and traffic manager: routes hosts to weighted app versions.')
     .version(pkg.version)
+    // `--version` after a command is that command's (`fairway logs web --version v2`).
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
 
@@ -156,9 +160,13 @@ export function buildProgram(): Command {
     .command('renew')
     .description('order a new certificate for HOST over ACME now (exit 1 if the order failed; the current certificate keeps serving)')
     .argument('<host>', 'host name')
+    .addOption(adminOption())
+    .option('--json', 'print the admin API answer as JSON')
     .action(async (host: string, _opts: unknown, cmd: Command) => {
-      // --admin and --json belong to `certs` and may stand before or after `renew HOST`.
-      const opts = cmd.optsWithGlobals<{ admin: string; json?: boolean }>();
+      // --admin and --json may stand before (`certs --admin URL renew HOST`) or after `renew HOST`.
+      const parent = cmd.parent!.opts<{ admin: string; json?: boolean }>();
+      const local = cmd.opts<{ admin: string; json?: boolean }>();
+      const opts = { admin: cmd.getOptionValueSource('admin') === 'default' ? parent.admin : local.admin, json: local.json ?? parent.json };
       try {
         const row = (await adminRequest(opts.admin, 'POST', `v1/certificates/${encodeURIComponent(host)}/renew`)) as CertificateRow;
         process.stdout.write(opts.json ? JSON.stringify(row, null, 2) + '\n' : formatCertificates([row]));
@@ -209,6 +217,23 @@ export function buildProgram(): Command {
     .action(async (app: string, opts: { admin: string; json?: boolean }) => {
       try {
         process.exit(await rollback(app, opts));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('logs')
+    .description("show APP's recent requests as the router saw them (time, status, method, host, path, version, duration, client), oldest first; with -f, then each new one until interrupted")
+    .argument('<app>', 'app name')
+    .option('-n, --lines <n>', 'how many of the newest requests to show first', '100')
+    .option('-f, --follow', 'keep printing requests as they are logged (exit 0 on Ctrl-C, 1 if the router ends the stream)')
+    .option('--version <version>', "only this version's requests")
+    .option('--json', 'print each entry as a JSON line (all access-log fields)')
+    .addOption(adminOption())
+    .action(async (app: string, opts: { admin: string; lines: string; follow?: boolean; version?: string; json?: boolean }) => {
+      try {
+        process.exit(await logs(app, opts));
       } catch (err) {
         fail(err);
       }

@@ -32,9 +32,11 @@ export const errorCatalogue = {
   FW_UPSTREAM_REFUSED: { status: 502, summary: 'Every endpoint tried refused the connection.' },
   FW_UPSTREAM_FAILED: { status: 502, summary: 'The upstream failed or sent a malformed response.' },
   FW_UPSTREAM_TIMEOUT: { status: 504, summary: 'The upstream did not connect, answer or send data in time.' },
-  FW_BODY_TOO_LARGE: { status: 413, summary: 'The request body exceeds limits.maxBodySize.' },
+  FW_BODY_TOO_LARGE: { status: 413, summary: "The request body exceeds the app's bodySize (by default limits.maxBodySize)." },
   FW_HEADERS_TOO_LARGE: { status: 431, summary: 'The request headers exceed limits.maxHeaderSize or limits.maxHeadersCount.' },
   FW_BAD_REQUEST: { status: 400, summary: 'The request is malformed (missing Host, bad target).' },
+  FW_UPGRADE_WITH_BODY: { status: 400, summary: 'An Upgrade request (WebSocket or other) carried a body; the router only tunnels Upgrade requests without one.' },
+  FW_PROXY_PROTOCOL_INVALID: { status: 400, summary: 'A connection on a listener with the PROXY protocol on did not start with a valid PROXY header in time; it was closed.' },
   FW_STORAGE_NOT_FOUND: { status: 404, summary: 'No value is stored under that key.' },
   FW_STORAGE_IO: { status: 500, summary: 'The certificate storage could not be read or written.' },
   FW_STORAGE_LOCK_TIMEOUT: { status: 503, summary: 'A storage lock stayed held by another process for too long.' },
@@ -43,11 +45,14 @@ export const errorCatalogue = {
   FW_ACME_RATE_LIMITED: { status: 429, summary: 'The ACME CA rate-limited the account; retried after the time it asked for.' },
   FW_CERT_NOT_FOUND: { status: 404, summary: 'No certificate is managed for that host.' },
   FW_INTERNAL: { status: 500, summary: 'An unexpected failure; the router log has the details.' },
+  FW_LOG_SHIP_FAILED: { status: 502, summary: 'The log service (log.ship.url) refused, failed or did not answer a batch in time; it is retried with backoff.' },
   FW_ADMIN_UNREACHABLE: { status: 502, summary: 'The CLI could not reach the admin API.' },
   FW_CUTOVER_INVALID: { status: 400, summary: 'The cutover plan is invalid (steps, thresholds, from == to, a target version without endpoints).' },
   FW_CUTOVER_ACTIVE: { status: 409, summary: 'The app already has a cutover running or paused; only one at a time.' },
   FW_CUTOVER_NOT_FOUND: { status: 404, summary: 'The app has no cutover (none was ever started on this router).' },
   FW_CUTOVER_STATE: { status: 409, summary: "The cutover action does not apply in the cutover's current state (e.g. resume a running one)." },
+  FW_CUTOVER_NO_LEADER: { status: 503, summary: 'Kubernetes mode: no replica drives cutovers right now, or the one that does cannot be reached; retry.' },
+  FW_LEASE_IO: { status: 500, summary: 'Kubernetes mode: a Lease of the router namespace (cutover leadership, replica discovery) could not be read or written; retried.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -72,7 +72,9 @@ export interface AppTls {
 export interface AppPolicy {
   /**
    * Client addresses allowed in, each `address/prefix` (IPv4 or IPv6; a bare address is
-   * stored as /32 or /128). Empty: every client. Others get 403 `FW_CLIENT_FORBIDDEN`.
+   * stored as /32 or /128). Others get 403 `FW_CLIENT_FORBIDDEN`. Empty: every client,
+   * unless the router-wide {@link WhitelistSettings} say otherwise (which also extend or
+   * replace a non-empty list).
    */
   readonly allow: readonly string[];
   /** Answer every request with 503 `FW_APP_MAINTENANCE` (and `Retry-After`) instead of proxying. */
@@ -105,6 +107,55 @@ export interface VersionPick {
   readonly header: { readonly allowFrom: readonly string[] } | undefined;
 }
 
+/**
+ * A page the router answers with instead of its built-in one, read into memory when the
+ * config is loaded (the hot path never reads a file).
+ */
+export interface ErrorPage {
+  /** The file it was read from (absolute), for messages and the admin API. */
+  readonly file: string;
+  /** From the file's extension, e.g. `text/html; charset=utf-8`. */
+  readonly contentType: string;
+  /** The file's content (UTF-8). */
+  readonly body: string;
+}
+
+/**
+ * Pages for the router's own answers, keyed by HTTP status (`"404"`, `"502"`, `"503"`,
+ * `"504"`, and the other statuses the router answers with), plus `"maintenance"` for the
+ * 503 of an app in maintenance (which falls back to the `"503"` page).
+ */
+export type ErrorPages = Readonly<Record<string, ErrorPage>>;
+
+/**
+ * How an app's exchanges are handled beyond its policy. Every key is optional: absent
+ * means the router-wide setting.
+ */
+export interface AppHandling {
+  /** Largest request body in bytes (413 above it), instead of `limits.maxBodySize`. */
+  readonly bodySize?: number;
+  /** `false`: never compress this app's responses; `true`: compress even when router-wide compression is off. */
+  readonly compression?: boolean;
+  /** This app's pages; a status it has none for gets the router-wide page. */
+  readonly errorPages?: ErrorPages;
+}
+
+/** Response compression, router-wide (the Deis `gzip.*` settings; brotli besides). */
+export interface CompressionSettings {
+  /** Compress the responses of every app that does not turn it off. */
+  readonly enabled: boolean;
+  /** Content codings offered, in the router's order of preference when a client accepts several equally. */
+  readonly encodings: readonly ('br' | 'gzip')[];
+  /** gzip level, 1–9. */
+  readonly gzipLevel: number;
+  /** brotli quality, 0–11. */
+  readonly brotliLevel: number;
+  /** Bodies shorter than this many bytes are sent as they are. */
+  readonly minLength: number;
+  /** Media types compressed (lower case, no parameters); `*` is every type not already compressed. */
+  readonly types: readonly string[];
+}
+
 /** A named set of fully-qualified domains and versions. */
 export interface AppSpec {
   readonly name: string;
@@ -116,6 +167,8 @@ export interface AppSpec {
   readonly policy: AppPolicy;
   /** Sticky versions and the version header; absent: by weight only. */
   readonly versionPick?: VersionPick;
+  /** Body size, compression and error pages of this app; absent: the router-wide ones. */
+  readonly handling?: AppHandling;
   /** Which provider produced this app (`file`, `kubernetes`). */
   readonly source: string;
 }
@@ -132,6 +185,12 @@ export interface Timeouts {
   readonly clientKeepAlive: number;
   /** Time allowed for a client to send the request headers. */
   readonly clientHeaders: number;
+  /**
+   * An upgraded connection (WebSocket and others) with no byte either way for this long
+   * is closed; an app's `readTimeout` replaces it for that app (nginx's
+   * `proxy_read_timeout`, the Deis `tcpTimeout`). Absent: 1 hour.
+   */
+  readonly upgradeIdle?: number;
 }
 
 export interface Limits {
@@ -190,6 +249,37 @@ export interface TcpRoute {
   readonly service: string | undefined;
   /** The Service port (name or number) to use; default: the first port of its EndpointSlices. */
   readonly servicePort: string | undefined;
+  /** Send a PROXY protocol header of this version to the endpoint before the client's bytes; absent: none. */
+  readonly sendProxyProtocol?: 1 | 2;
+}
+
+/**
+ * The PROXY protocol (v1 and v2) per listener: a listener with it on requires a valid
+ * header at the start of every connection (others are closed) and takes the address it
+ * declares as the connection's peer. The Deis `useProxyProtocol: "true"` is
+ * `{ http: true, https: true }`.
+ */
+export interface ProxyProtocolSettings {
+  readonly http: boolean;
+  readonly https: boolean;
+  /** Every TCP passthrough route (the builder's included). */
+  readonly tcp: boolean;
+  /** A header not received whole within this many ms closes the connection. */
+  readonly headerTimeout: number;
+}
+
+/**
+ * Router-wide allow-list rules, the Deis router's: an app's effective list is, when
+ * `enforce` is on or `defaultWhitelist` or the app's own list is non-empty,
+ * `defaultWhitelist` (unless the app has a list and `mode` is `override`) plus the app's
+ * list, and a client outside it gets 403; otherwise every client is let in. So with
+ * `enforce` and an empty default list, an app without a list of its own admits nobody.
+ */
+export interface WhitelistSettings {
+  readonly defaultWhitelist: readonly string[];
+  /** `extend`: the app's list is added to the default one; `override`: an app's own list replaces it. */
+  readonly mode: 'extend' | 'override';
+  readonly enforce: boolean;
 }
 
 /** A TCP route's endpoints, and timeouts that override the route's own, from a provider. */
@@ -208,10 +298,59 @@ export interface RouterSettings {
   readonly accessLog: boolean;
   readonly tls: TlsSettings;
   readonly tcp: readonly TcpRoute[];
+  /**
+   * Peers whose `X-Forwarded-For` is honoured (`address/prefix` entries; the Deis
+   * `proxyRealIpCidrs`); absent or empty: none, the client is the peer. See
+   * `src/data/client-address.ts` for the exact rules.
+   */
+  readonly trustedProxies?: readonly string[];
+  /** Which listeners read a PROXY protocol header first; absent: none. */
+  readonly proxyProtocol?: ProxyProtocolSettings;
+  /** Router-wide allow-list rules (Deis `defaultWhitelist`, `whitelistMode`, `enforceWhitelists`); absent: none. */
+  readonly whitelist?: WhitelistSettings;
   /** Settings the Kubernetes provider reads; absent: none. */
   readonly kubernetes?: KubernetesSettings;
   /** Where the key signing sticky-version cookies comes from; absent: as `{}` (a stored key). */
   readonly sticky?: StickySettings;
+  /** Pages for the router's own answers (see {@link ErrorPages}); absent: the built-in pages. */
+  readonly errorPages?: ErrorPages;
+  /** Requests for a host no app serves go to this app instead of a 404 (the Deis default service). */
+  readonly defaultApp?: string;
+  /** Disclose no server software: upstream `Server` and `X-Powered-By` are dropped, pages carry no product name. */
+  readonly disableServerTokens?: boolean;
+  /** Request IDs the Deis way (`X-Request-Id` made by the router, `X-Correlation-Id` chained, both returned); absent: off. */
+  readonly requestIDs?: boolean;
+  /** Response compression; absent: none. */
+  readonly compression?: CompressionSettings;
+  /** Per-app request logs and the log shipper (`log.perApp`, `log.ship`); absent: the per-app defaults, no shipping. */
+  readonly requestLogs?: RequestLogSettings;
+}
+
+/** Where access-log entries go besides stdout. */
+export interface RequestLogSettings {
+  /**
+   * The in-memory logs behind `GET /v1/apps/{app}/logs`: at most `entries` per app and
+   * `maxBytes` (estimated) for all apps together, oldest dropped first; 0 in either: off.
+   */
+  readonly perApp: { readonly entries: number; readonly maxBytes: number };
+  /** Batches posted to a log service; undefined: off. */
+  readonly ship: LogShipSettings | undefined;
+}
+
+/** `log.ship`: access-log entries posted in JSON batches to a log service. */
+export interface LogShipSettings {
+  /** The log service's http(s) URL; each batch is POSTed there. */
+  readonly url: string;
+  /** Entries per POST, at most. */
+  readonly batch: number;
+  /** Longest wait before queued entries are sent, ms; also the first retry delay. */
+  readonly interval: number;
+  /** Entries queued at most; past it the oldest is dropped. */
+  readonly maxQueue: number;
+  /** Connecting, and waiting for the answer, each at most this long, ms. */
+  readonly timeout: number;
+  /** Extra request headers (e.g. Authorization); never shown by the admin API ({@link publicSettings}). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -302,8 +441,22 @@ export function endpointKey(e: EndpointSpec): string {
   return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
-/** `settings` as shown outside the process (admin API): a literal sticky secret is replaced by `"(hidden)"`. */
+/**
+ * `settings` as shown outside the process (admin API): a literal sticky secret is replaced
+ * by `"(hidden)"`, and each error page's body by its size (`"(1234 bytes)"`); so are the
+ * values of `log.ship.headers` (they may hold credentials).
+ */
 export function publicSettings(settings: RouterSettings): RouterSettings {
-  if (settings.sticky?.secret === undefined) return settings;
-  return { ...settings, sticky: { ...settings.sticky, secret: '(hidden)' } };
+  let shown = settings;
+  if (settings.sticky?.secret !== undefined) shown = { ...shown, sticky: { ...settings.sticky, secret: '(hidden)' } };
+  if (settings.errorPages !== undefined) {
+    const pages = Object.fromEntries(Object.entries(settings.errorPages).map(([k, p]) => [k, { ...p, body: `(${Buffer.byteLength(p.body)} bytes)` }]));
+    shown = { ...shown, errorPages: pages };
+  }
+  const ship = settings.requestLogs?.ship;
+  if (ship !== undefined && Object.keys(ship.headers).length > 0) {
+    const headers = Object.fromEntries(Object.keys(ship.headers).map((name) => [name, '(hidden)']));
+    shown = { ...shown, requestLogs: { ...settings.requestLogs!, ship: { ...ship, headers } } };
+  }
+  return shown;
 }

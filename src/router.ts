@@ -7,8 +7,9 @@
  * the CLI turns into exit code 2), publishes the first snapshot, then opens the
  * listeners; `close()` stops the provider, drains the data plane and closes the admin API.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import type { DestinationStream } from 'pino';
 import { AdminServer } from './admin/admin-server.js';
 import { loadConfigFile } from './config/load-config.js';
@@ -16,13 +17,19 @@ import { parseHostPort } from './config/host-port.js';
 import { ControlPlane } from './control/control-plane.js';
 import { WeightOverrides } from './control/weight-overrides.js';
 import { CutoverController } from './cutover/cutover-controller.js';
+import type { CutoverStore } from './cutover/cutover-store.js';
 import { cutoverFileFor, FileCutoverStore } from './cutover/file-cutover-store.js';
-import { localStatsSource } from './cutover/measurement-window.js';
+import { forwardToLeader } from './cutover/forward-to-leader.js';
+import { localStatsSource, type StatsSource } from './cutover/measurement-window.js';
+import { ReplicaStatsSource } from './cutover/replica-stats-source.js';
 import { DataPlane } from './data/data-plane.js';
 import { StickyKeySource } from './data/sticky-key-source.js';
+import { ProxyProtocolGate } from './data/proxy-protocol-gate.js';
 import { TcpProxy } from './data/tcp-proxy.js';
 import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { AppLogBuffer, DEFAULT_APP_LOG_SETTINGS } from './observability/app-log-buffer.js';
+import { LogShipper } from './observability/log-shipper.js';
 import { Metrics } from './observability/metrics.js';
 import { FileProvider } from './providers/file-provider.js';
 import { AcmeChallenges } from './tls/acme-challenges.js';
@@ -31,6 +38,7 @@ import { CertificateStore } from './tls/certificate-store.js';
 import { FileStorage } from './tls/file-storage.js';
 import type { RouterSettings } from './model.js';
 import type { KubernetesProvider } from './providers/kubernetes/kubernetes-provider.js';
+import type { KubernetesCutovers } from './providers/kubernetes/start-kubernetes-provider.js';
 
 export interface RouterOptions {
   readonly configFile: string;
@@ -54,6 +62,10 @@ export interface KubernetesOptions {
   /** Provider tuning (tests make the watchdog and backoff short). */
   readonly backoff?: { min: number; max: number };
   readonly watchdogMs?: number;
+  /** The cutover Lease and the replica Leases: durations, renewals, retries, ms (tests make them short). */
+  readonly leases?: { readonly durationMs?: number; readonly renewMs?: number; readonly retryMs?: number };
+  /** How long the replica driving a cutover waits for another replica's counters, ms (default 2 s). */
+  readonly statsTimeoutMs?: number;
 }
 
 export interface Router {
@@ -71,6 +83,10 @@ export interface Router {
   /** The Kubernetes provider, in Kubernetes mode. */
   readonly kubernetes: KubernetesProvider | undefined;
   readonly metrics: Metrics;
+  /** Recent access-log entries per app (`GET /v1/apps/{app}/logs`, `fairway logs`). */
+  readonly appLogs: AppLogBuffer;
+  /** Posts access-log entries to `log.ship.url` (inactive without it). */
+  readonly logShipper: LogShipper;
   readonly logger: Logger;
   /** Drains and stops everything; in-flight requests get up to `timeoutMs`. */
   close(timeoutMs?: number): Promise<void>;
@@ -94,7 +110,18 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const controlPlane = new ControlPlane({ overrides, metrics, logger, adjustSettings });
   const store = new CertificateStore(randomBytes(48));
   const challenges = new AcmeChallenges();
-  const dataPlane = new DataPlane({ stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges });
+  // Access-log entries also go to the per-app logs and, with `log.ship`, to a log service; both follow reloads.
+  const appLogs = new AppLogBuffer(config.settings.requestLogs?.perApp ?? DEFAULT_APP_LOG_SETTINGS);
+  const logShipper = new LogShipper({ logger: logger.child({ component: 'log-shipper' }) });
+  const applyRequestLogs = (s: RouterSettings) => {
+    appLogs.configure(s.requestLogs?.perApp ?? DEFAULT_APP_LOG_SETTINGS);
+    logShipper.configure(s.requestLogs?.ship);
+  };
+  applyRequestLogs(config.settings);
+  metrics.addSource(() => appLogs.renderMetrics() + logShipper.renderMetrics());
+  const dataPlane = new DataPlane({
+    stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges, accessLogSinks: [appLogs, logShipper],
+  });
   // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
   const openStorage = kube ? () => kube.storage() : (dir: string) => new FileStorage(dir);
   // The sticky-cookie key: `sticky.secret`/`secretFile`, else one kept in that storage.
@@ -111,14 +138,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const listen = config.settings.listen;
   let certificatesStarted = false;
   const tcpProxies = new Map(
-    config.settings.tcp.map((route) => [route.name, new TcpProxy(route, metrics.requests.forTcp(route.name), logger.child({ component: 'tcp' }))]),
+    config.settings.tcp.map((route) => {
+      const tcpLogger = logger.child({ component: 'tcp' });
+      const gate = new ProxyProtocolGate(`tcp/${route.name}`, metrics.requests.forProxyProtocol(`tcp/${route.name}`), tcpLogger);
+      return [route.name, new TcpProxy(route, metrics.requests.forTcp(route.name), tcpLogger, gate)];
+    }),
   );
   let kubernetes: KubernetesProvider | undefined;
   let kubernetesInputs = JSON.stringify([config.settings.platformDomain, config.settings.kubernetes?.domainPolicy]);
   controlPlane.on('snapshot', (snapshot) => {
+    applyRequestLogs(snapshot.settings);
     dataPlane.apply(snapshot);
     void stickyKeys.apply(snapshot);
-    for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route);
+    for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route, snapshot.settings.proxyProtocol);
     if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
     logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
     const now = snapshot.settings;
@@ -150,13 +182,27 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const first = controlPlane.flush()!;
   await certificates.start(first);
   certificatesStarted = true;
-  // Cutovers persist next to the weights state file; running ones resume here, before traffic is served.
+  // This process among the router's replicas: the id of this start tells the replica
+  // driving a cutover that a restarted one's counters began again from zero.
+  const replica = { name: kube ? kube.identity : hostname(), start: randomUUID(), startedAt: Date.now() };
+  const cutoverLogger = logger.child({ component: 'cutover' });
+  // File mode: cutovers persist next to the weights state file; running ones resume here,
+  // before traffic is served. Kubernetes mode: on the Services, driven by the replica
+  // holding the cutover Lease (which resumes them) and judged on every replica's traffic.
+  const kubeCutovers: KubernetesCutovers | undefined = kube && kubernetes ? kube.cutovers(kubernetes, cutoverLogger) : undefined;
+  let cutoverStore: CutoverStore = new FileCutoverStore(cutoverFileFor(config.stateFile));
+  let stats: StatsSource = localStatsSource(metrics.requests, replica);
+  if (kubeCutovers) {
+    cutoverStore = kubeCutovers.store;
+    stats = new ReplicaStatsSource({ self: replica, stats: metrics.requests, directory: kubeCutovers.replicas, timeoutMs: options.kubernetes?.statsTimeoutMs });
+  }
   const cutovers = new CutoverController({
     control: controlPlane,
-    stats: localStatsSource(metrics.requests),
-    store: new FileCutoverStore(cutoverFileFor(config.stateFile)),
+    stats,
+    store: cutoverStore,
     metrics,
-    logger: logger.child({ component: 'cutover' }),
+    logger: cutoverLogger,
+    ...(kubeCutovers ? { leadership: kubeCutovers.leadership, forward: (url: string, path: string, body?: unknown) => forwardToLeader(url, path, body, { from: replica.name }) } : {}),
   });
   await cutovers.start();
   // Cookies issued from the first request on are signed with the shared key.
@@ -164,7 +210,16 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
 
   // Ready once the first snapshot holding every provider's first full state is live; it stays so.
   let ready = false;
-  const admin = new AdminServer({ controlPlane, cutovers, certificates, metrics, logger, ready: () => (ready ||= dataPlane.table !== undefined && (kubernetes?.synced ?? true) && !controlPlane.pending) });
+  const admin = new AdminServer({
+    controlPlane,
+    cutovers,
+    certificates,
+    metrics,
+    logger,
+    ready: () => (ready ||= dataPlane.table !== undefined && (kubernetes?.synced ?? true) && !controlPlane.pending),
+    replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
+    appLogs,
+  });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
   const httpsAt = listen.https ? parseHostPort(listen.https, true)! : undefined;
@@ -181,11 +236,18 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
       tcpAddresses.set(route.name, await tcpProxies.get(route.name)!.listen(at.host, at.port));
     }
   } catch (err) {
-    cutovers.close();
+    await cutovers.close();
     await Promise.all([provider.stop(), kubernetes?.stop()]);
     stickyKeys.stop();
-    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(0))]);
+    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), logShipper.close(0), ...[...tcpProxies.values()].map((p) => p.close(0))]);
     throw err;
+  }
+  if (kubeCutovers) {
+    // The other replicas read this one's counters and forward cutover calls to it here.
+    const adminUrl = advertisedAdminUrl(adminAddress);
+    if (process.env.POD_IP && isLoopback(adminAddress.address)) cutoverLogger.warn({ admin: addressText(adminAddress), advertised: adminUrl }, 'the admin API listens on loopback: other replicas cannot read this replica\'s counters or forward cutover calls to it (set listen.admin to 0.0.0.0:9090 in a cluster)');
+    kubeCutovers.replicas.start(adminUrl);
+    kubeCutovers.leadership.start(adminUrl);
   }
   logger.info({ http: addressText(httpAddress), https: httpsAddress && addressText(httpsAddress), admin: addressText(adminAddress), tcp: Object.fromEntries([...tcpAddresses].map(([n, a]) => [n, addressText(a)])), config: provider.file }, 'fairway is serving');
 
@@ -202,13 +264,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     provider,
     kubernetes,
     metrics,
+    appLogs,
+    logShipper,
     logger,
     close(timeoutMs = 10_000) {
       closing ??= (async () => {
-        cutovers.close();
+        // Decisions being taken are recorded before the cutover Lease is given up to another replica.
+        await Promise.race([cutovers.close(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+        await Promise.all([kubeCutovers?.leadership.stop(), kubeCutovers?.replicas.stop()]);
         await Promise.all([provider.stop(), kubernetes?.stop()]);
         stickyKeys.stop();
         await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(timeoutMs))]);
+        // After the data plane: the lines of the last requests and tunnels are in the queue.
+        await logShipper.close();
         logger.info('fairway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();
@@ -219,4 +287,21 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
 
 export function addressText(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+/**
+ * Where the other replicas reach this one's admin API: `$POD_IP` (the manifests set it
+ * from the downward API) and the admin port; else the address the admin API is bound to,
+ * or for a wildcard one, the first non-internal IPv4 address of this host.
+ */
+function advertisedAdminUrl(a: AddressInfo): string {
+  let host = process.env.POD_IP || a.address;
+  if (!process.env.POD_IP && (a.address === '0.0.0.0' || a.address === '::')) {
+    host = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1';
+  }
+  return `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1';
 }

@@ -6,7 +6,7 @@ import { parseCutoverPlan, stepWeights, type CutoverPlan } from '../src/cutover/
 import type { CutoverDecisionEvent } from '../src/cutover/cutover-controller.js';
 import type { CutoverProgress } from '../src/cutover/cutover-run.js';
 import { judgeWindow } from '../src/cutover/judge-window.js';
-import { localStatsSource, windowBetween, type WindowNumbers } from '../src/cutover/measurement-window.js';
+import { localStatsSource, windowBetween, windowOf, type ReplicaCounters, type StatsReading, type VersionCounters, type WindowNumbers } from '../src/cutover/measurement-window.js';
 import type { AppSpec } from '../src/model.js';
 import { RequestStats } from '../src/observability/request-stats.js';
 
@@ -41,6 +41,35 @@ t.test('the window counts 5xx answers and retried failed attempts as errors, ove
   t.same({ requests: w.requests, errors: w.errors }, { requests: 100, errors: 4 }, '98 answers + 2 retried attempts; 500 + 502 + 2 retried');
   t.equal(w.errorRate, 0.04);
   t.same(windowBetween(start, start), { requests: 0, errors: 0, errorRate: 0, p99Ms: null }, 'an empty window');
+});
+
+t.test('a window over several replicas sums each one\'s own difference: a restarted replica counts from zero, one without a baseline or not read at the end is left out and named', async (t) => {
+  const counters = (ok: number, failed: number): VersionCounters => ({ byClass: [0, 0, ok, 0, 0, failed], retries: 0, fine: [] });
+  const replica = (start: string, startedAt: number, ok: number, failed: number): ReplicaCounters => ({ start, startedAt, versions: { v2: counters(ok, failed) } });
+  const start: StatsReading = {
+    at: 1_000,
+    replicas: { a: replica('a1', 0, 100, 0), b: replica('b1', 0, 50, 5), c: replica('c1', 0, 10, 0) },
+    unreachable: [{ replica: 'd', reason: 'http://10.0.0.4:9090: no answer within 2000 ms' }],
+  };
+  const end: StatsReading = {
+    at: 2_000,
+    replicas: {
+      a: replica('a1', 0, 130, 0), // +30
+      b: replica('b2', 1_500, 8, 2), // restarted mid-window: its counters began again at zero: +10, 2 errors
+      d: replica('d1', 0, 999, 0), // unreadable when the window began: its share is unknown
+      e: replica('e1', 1_200, 5, 5), // started after the window began: everything counts
+    },
+    unreachable: [{ replica: 'c', reason: 'http://10.0.0.3:9090: ECONNREFUSED' }],
+  };
+  const { numbers, replicas } = windowOf(start, end, 'v2');
+  t.same({ requests: numbers.requests, errors: numbers.errors }, { requests: 30 + 10 + 10, errors: 2 + 5 });
+  t.same(replicas.counted, ['a', 'b', 'e']);
+  t.same(replicas.missing, [
+    { replica: 'c', reason: 'http://10.0.0.3:9090: ECONNREFUSED' },
+    { replica: 'd', reason: 'not read when the window started' },
+  ]);
+  t.same(windowOf(start, start, 'v2').numbers, { requests: 0, errors: 0, errorRate: 0, p99Ms: null }, 'an empty window');
+  t.same(windowOf(start, { ...end, replicas: { a: end.replicas.a! }, unreachable: [] }, 'v2').replicas.missing.map((m) => m.replica), ['b', 'c'], 'replicas gone since the window began are named');
 });
 
 t.test('p99 comes from the fine log histogram: within 9% above the true value, from 0.1 ms to seconds', async (t) => {

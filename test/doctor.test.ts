@@ -108,11 +108,12 @@ t.test("with the ClusterRole's patch rule removed the RBAC check fails naming pa
     'create leases.coordination.k8s.io in fairway',
     'update leases.coordination.k8s.io in fairway',
     'delete leases.coordination.k8s.io in fairway',
+    'list leases.coordination.k8s.io in fairway',
     'create secrets in fairway',
     'patch secrets in fairway',
     'delete secrets in fairway',
   ], 'POD_NAMESPACE is the router namespace; reading Secrets there is granted cluster-wide');
-  t.match(report.checks.find((c) => c.name === 'rbac')!.detail, /missing 8 permissions: patch services, get leases\.coordination\.k8s\.io in fairway, .* and 3 more/);
+  t.match(report.checks.find((c) => c.name === 'rbac')!.detail, /missing 9 permissions: patch services, get leases\.coordination\.k8s\.io in fairway, .* and 4 more/);
 
   const flag = await runCli(['doctor', '--kubeconfig', kubeconfig, '--config', config, '--namespace', 'deis', '--json'], { POD_NAMESPACE: 'fairway' });
   t.same((JSON.parse(flag.stdout) as Report).checks.find((c) => c.name === 'rbac')!.items, ['patch services'], '--namespace wins over POD_NAMESPACE');

@@ -11,6 +11,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,7 @@ t.test('kubectl apply -f file by file gives the objects the README describes: 2 
   t.equal(c.image, 'ghcr.io/fairway-router/fairway:0.1.0');
   t.same(c.args, ['serve', '--kubernetes', '--config', '/etc/fairway/fairway.yaml']);
   t.same(c.env.find((e) => e.name === 'POD_NAMESPACE'), { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }, 'the namespace from the downward API');
+  t.same(c.env.find((e) => e.name === 'POD_IP'), { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }, 'the pod IP: where the other replicas reach its admin API');
   const ports = Object.fromEntries(c.ports.map((p) => [p.name, p.containerPort]));
   t.same(ports, { http: 8080, https: 8443, builder: 2222, admin: 9090 });
   const probePort = (p: string | number) => (typeof p === 'number' ? p : ports[p]);
@@ -262,6 +264,7 @@ t.test('with RBAC enforced, the fairway ServiceAccount can do exactly what the r
   const renewed = await coordination.replaceNamespacedLease({ namespace: 'deis', name: 'fairway-acme', body: { ...lease, spec: { ...lease.spec, renewTime: new k8s.V1MicroTime(Date.now() + 1000) } } });
   t.not(renewed.metadata?.resourceVersion, lease.metadata?.resourceVersion, 'create, update a Lease in deis');
   t.equal((await coordination.readNamespacedLease({ namespace: 'deis', name: 'fairway-acme' })).spec?.holderIdentity, 'fairway-0', 'get it');
+  t.same((await coordination.listNamespacedLease({ namespace: 'deis', labelSelector: 'fairway.io/replica=true' })).items, [], 'list Leases in deis (to find the other replicas)');
   await coordination.deleteNamespacedLease({ namespace: 'deis', name: 'fairway-acme' });
   t.pass('delete it');
   await core.createNamespacedSecret({ namespace: 'deis', body: { metadata: { name: 'fairway-acme-account' }, stringData: { key: 'k' } } });
@@ -307,6 +310,9 @@ t.test('a router run with the ServiceAccount token under enforced RBAC syncs, wr
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   t.match(api.list('Event', 'zz-shop')[0], { involvedObject: { kind: 'Service', name: 'shop' }, type: 'Warning' }, 'the host conflict is an Event on the losing Service');
+  // It takes the cutover Lease and announces itself in a replica Lease, in deis.
+  while (!r.router.cutovers.leading) await once(r.router.cutovers, 'role');
+  t.match(api.list('Lease', 'deis').map((l) => l.metadata?.name).sort(), ['fairway-cutovers', /^fairway-replica-/]);
   const put = await r.adminPut('/v1/apps/web/weights', { web: 30 });
   t.equal(put.status, 200, put.body);
   t.equal(api.get('Service', 'web', 'web')!.metadata!.annotations!['router.deis.io/weight'], '30', 'the weight is patched on the Service');

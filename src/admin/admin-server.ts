@@ -11,10 +11,15 @@ import type { AddressInfo } from 'node:net';
 import type { ControlPlane } from '../control/control-plane.js';
 import type { CutoverAction, CutoverController, CutoverDecisionEvent, CutoverProgress } from '../cutover/cutover-controller.js';
 import { isActive } from '../cutover/cutover-store.js';
+import { FORWARDED_BY_HEADER } from '../cutover/forward-to-leader.js';
+import { versionCounters } from '../cutover/measurement-window.js';
+import type { ReplicaStats } from '../cutover/replica-stats-source.js';
 import { FairwayError } from '../errors.js';
 import type { AppSpec, Snapshot, UnroutedReason } from '../model.js';
 import { endpointKey, publicSettings } from '../model.js';
 import type { Logger } from '../observability/logger.js';
+import { entryJson } from '../observability/access-log.js';
+import type { AppLogBuffer } from '../observability/app-log-buffer.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CertificateManager } from '../tls/certificate-manager.js';
 
@@ -26,6 +31,10 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** True once the data plane serves a snapshot. */
   readonly ready: () => boolean;
+  /** This process as a replica (`GET /v1/stats/{app}`): its name, the id of this start, and when it started (ISO). */
+  readonly replica: { readonly name: string; readonly start: string; readonly startedAt: string };
+  /** Recent access-log entries per app (`GET /v1/apps/{app}/logs`); absent: the path answers no entries. */
+  readonly appLogs?: AppLogBuffer;
 }
 
 /** One row of `GET /v1/routes` and `fairway routes`. */
@@ -119,12 +128,16 @@ export class AdminServer {
       });
     }
     if (method === 'GET' && p === '/v1/certificates') return send(res, 200, { certificates: this.#options.certificates.rows() });
+    const stats = /^\/v1\/stats\/([^/]+)$/.exec(p);
+    if (stats && method === 'GET') return send(res, 200, this.#stats(decodePathSegment(stats[1]!), url.searchParams.get('versions'), snapshot));
     const renew = /^\/v1\/certificates\/([^/]+)\/renew$/.exec(p);
     if (renew && method === 'POST') {
       const host = decodePathSegment(renew[1]!).toLowerCase();
       this.#options.logger.info({ host }, 'certificate renewal requested through the admin API');
       return send(res, 200, await this.#options.certificates.renew(host));
     }
+    const logs = /^\/v1\/apps\/([^/]+)\/logs$/.exec(p);
+    if (logs && method === 'GET') return this.#logs(res, url, decodePathSegment(logs[1]!), snapshot);
     const c = /^\/v1\/apps\/([^/]+)\/(?:cutover(?:\/(pause|resume|promote|abort))?|(rollback))$/.exec(p);
     if (c) return this.#cutover(req, res, url, method, decodePathSegment(c[1]!), c[2] as CutoverAction | undefined, c[3] !== undefined);
     const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
@@ -153,18 +166,22 @@ export class AdminServer {
   async #cutover(req: IncomingMessage, res: ServerResponse, url: URL, method: string, app: string, action: CutoverAction | undefined, rollback: boolean): Promise<void> {
     const cutovers = this.#options.cutovers;
     const log = this.#options.logger;
+    // Sent on by another replica that does not drive cutovers (Kubernetes mode).
+    const by = req.headers[FORWARDED_BY_HEADER];
+    const origin = { forwarded: by !== undefined };
+    const via = by === undefined ? {} : { forwardedBy: String(by) };
     if (method === 'POST' && rollback) {
-      log.info({ app }, 'rollback requested through the admin API');
-      return send(res, 200, await cutovers.rollback(app));
+      log.info({ app, ...via }, 'rollback requested through the admin API');
+      return send(res, 200, await cutovers.rollback(app, origin));
     }
     if (method === 'POST' && action) {
-      log.info({ app, action }, 'cutover action requested through the admin API');
-      return send(res, 200, await cutovers.act(app, action));
+      log.info({ app, action, ...via }, 'cutover action requested through the admin API');
+      return send(res, 200, await cutovers.act(app, action, origin));
     }
     if (method === 'POST' && !rollback) {
       const body = await readJson(req);
-      log.info({ app, plan: body }, 'cutover requested through the admin API');
-      return send(res, 201, await cutovers.begin(app, body));
+      log.info({ app, plan: body, ...via }, 'cutover requested through the admin API');
+      return send(res, 201, await cutovers.begin(app, body, origin));
     }
     if (method === 'GET' && !rollback && !action) {
       if (url.searchParams.has('watch')) return this.#watchCutover(res, app, url.searchParams.get('after'));
@@ -216,6 +233,74 @@ export class AdminServer {
     cutovers.on('decision', onDecision);
     cutovers.on('progress', onProgress);
     res.on('close', end);
+  }
+
+  /**
+   * `GET /v1/stats/{app}[?versions=v1,v2]`: this replica's raw counters of the app's
+   * versions (all of the live app's without `versions`), for the replica driving a
+   * cutover to sum. A version the live app does not have answers zeros (and makes no
+   * counters: the names come from the request).
+   */
+  #stats(app: string, versionsParam: string | null, snapshot: Snapshot): ReplicaStats {
+    const live = snapshot.apps.find((a) => a.name === app);
+    if (!live && versionsParam === null) throw new FairwayError('FW_APP_NOT_FOUND', `no app named "${app}"`);
+    const served = new Set(live?.versions.map((v) => v.name));
+    const versions = versionsParam === null ? [...served] : versionsParam.split(',').filter((v) => v !== '');
+    const { name, start, startedAt } = this.#options.replica;
+    const stats = this.#options.metrics.requests;
+    const zero = { byClass: [0, 0, 0, 0, 0, 0], retries: 0, fine: [] };
+    return { replica: name, start, startedAt, app, versions: Object.fromEntries(versions.map((v) => [v, served.has(v) ? versionCounters(stats, app, v) : zero])) };
+  }
+
+  /**
+   * `GET /v1/apps/{app}/logs[?lines=N][&version=V][&follow=1]`: the app's newest `lines`
+   * access-log entries (default 100; of version V only, if given), oldest first, as
+   * `{app, version, enabled, dropped, entries}`. With `follow=1`: NDJSON instead, those
+   * entries and then each new one as it is logged, until the client goes; a client that
+   * reads too slowly misses entries, reported by a `{"skipped":N}` line (the router
+   * never buffers more than one socket's worth for it).
+   */
+  #logs(res: ServerResponse, url: URL, app: string, snapshot: Snapshot): void {
+    const buffer = this.#options.appLogs;
+    const known = snapshot.apps.some((a) => a.name === app) || snapshot.errors.some((e) => e.app === app) || buffer?.knows(app) === true;
+    if (!known) throw new FairwayError('FW_APP_NOT_FOUND', `no app named "${app}"`);
+    const linesParam = url.searchParams.get('lines');
+    const lines = linesParam === null || linesParam === '' ? 100 : Number(linesParam);
+    if (!Number.isInteger(lines) || lines < 0) throw new FairwayError('FW_ADMIN_BAD_REQUEST', `lines must be an integer >= 0, not "${linesParam}"`);
+    const version = url.searchParams.get('version') || undefined;
+    const follow = ['1', 'true', 'yes'].includes(url.searchParams.get('follow') ?? '');
+    const entries = buffer?.read(app, lines, version) ?? [];
+    if (!follow) {
+      return send(res, 200, {
+        app,
+        version,
+        enabled: buffer?.active ?? false,
+        dropped: buffer?.droppedOf(app) ?? 0,
+        entries: entries.map((e) => JSON.parse(entryJson(e.entry, e.time)) as unknown),
+      });
+    }
+    res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+    if (entries.length > 0) res.write(entries.map((e) => entryJson(e.entry, e.time) + '\n').join(''));
+    else res.flushHeaders();
+    if (buffer === undefined) return;
+    let blocked = false;
+    let skipped = 0;
+    const stop = buffer.follow(app, version, (entry, time) => {
+      if (blocked) {
+        skipped++;
+        return;
+      }
+      let text = entryJson(entry, time) + '\n';
+      if (skipped > 0) {
+        text = `${JSON.stringify({ skipped })}\n${text}`;
+        skipped = 0;
+      }
+      if (!res.write(text)) {
+        blocked = true;
+        res.once('drain', () => (blocked = false));
+      }
+    });
+    res.once('close', stop);
   }
 
   #appView(app: AppSpec) {

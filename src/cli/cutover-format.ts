@@ -51,9 +51,15 @@ function stepLabel(d: { step: number }, plan: CutoverPlan): string {
   return `step ${d.step + 1}/${plan.steps.length}`;
 }
 
+/** `; not counted: fairway-b-1a2b3c (http://10.0.0.7:9090: no answer within 2000 ms)` for replicas left out of a window, else ''. */
+export function formatMissingReplicas(d: Pick<CutoverDecision, 'window'>): string {
+  const missing = d.window?.replicas?.missing ?? [];
+  return missing.length === 0 ? '' : `; not counted: ${missing.map((m) => `${m.replica} (${m.reason})`).join(', ')}`;
+}
+
 /** One line for a recorded decision (plain output and the end of a live line). */
 export function formatDecision(d: CutoverDecision, plan: CutoverPlan): string {
-  const numbers = d.window ? `${formatWindow(plan.to, d.window.new)} | ${formatWindow(plan.from, d.window.old)}` : '';
+  const numbers = d.window ? `${formatWindow(plan.to, d.window.new)} | ${formatWindow(plan.from, d.window.old)}${formatMissingReplicas(d)}` : '';
   switch (d.kind) {
     case 'start':
       return formatPlan(plan);

@@ -83,7 +83,8 @@ export const REQUIRED_PERMISSIONS: readonly Permission[] = [
   ...perm(['get', 'list', 'watch'], '', 'secrets', 'cluster', 'certificate Secrets (<domain>-cert) of the apps'),
   ...perm(['patch'], '', 'services', 'cluster', 'weights: the router.deis.io/weight annotation'),
   ...perm(['create', 'patch'], '', 'events', 'cluster', 'configuration problems as Events on the Service'),
-  ...perm(['get', 'create', 'update', 'delete'], 'coordination.k8s.io', 'leases', 'router', 'the lock for ACME orders'),
+  ...perm(['get', 'create', 'update', 'delete'], 'coordination.k8s.io', 'leases', 'router', 'the lock for ACME orders, the cutover Lease, this replica\'s Lease'),
+  ...perm(['list'], 'coordination.k8s.io', 'leases', 'router', 'the other replicas (their Leases name their admin API)'),
   ...perm(['get', 'list', 'create', 'patch', 'delete'], '', 'secrets', 'router', 'ACME account and certificate storage'),
 ];
 

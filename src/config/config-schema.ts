@@ -97,6 +97,52 @@ const hsts = z.strictObject(
 );
 const hstsSetting = z.union([z.literal(false), hsts], { error: 'must be { maxAge, includeSubDomains, preload } or false' });
 
+/** Error page files by the extension that gives their content type. */
+export const ERROR_PAGE_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.xhtml': 'application/xhtml+xml; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.xml': 'application/xml; charset=utf-8',
+};
+const PAGE_MESSAGE = `must be a file ending in ${Object.keys(ERROR_PAGE_TYPES).join(', ')}`;
+const pageFile = z
+  .string({ error: PAGE_MESSAGE })
+  .refine((v) => Object.keys(ERROR_PAGE_TYPES).some((ext) => v.toLowerCase().endsWith(ext) && v.length > ext.length), { error: PAGE_MESSAGE });
+/** The statuses the data plane answers with itself, and `maintenance` (an app in maintenance). */
+export const ERROR_PAGE_KEYS = ['400', '403', '404', '413', '431', '502', '503', '504', 'maintenance'] as const;
+const errorPages = z
+  .partialRecord(z.enum(ERROR_PAGE_KEYS), pageFile, {
+    error: 'must be a map of status (404, 502, 503, 504, …) or maintenance to a page file',
+  })
+  .optional();
+
+/** The Deis router's gzip types (nginx adds text/html to any list, so it is here too). */
+export const DEFAULT_COMPRESSION_TYPES = [
+  'text/html', 'application/atom+xml', 'application/javascript', 'application/json', 'application/rss+xml',
+  'application/vnd.ms-fontobject', 'application/x-font-ttf', 'application/x-web-app-manifest+json', 'application/xhtml+xml',
+  'application/xml', 'font/opentype', 'image/svg+xml', 'image/x-icon', 'text/css', 'text/plain', 'text/x-component',
+];
+const MEDIA_TYPE = /^([a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*|\*)$/;
+const compression = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  encodings: z
+    .array(z.enum(['br', 'gzip'], { error: 'must be br or gzip' }), { error: 'must be a list of br and gzip' })
+    .min(1, { error: 'must name br, gzip or both (or set enabled: false)' })
+    .refine((list) => new Set(list).size === list.length, { error: 'must not name an encoding twice' })
+    .default(['br', 'gzip']),
+  gzipLevel: z.number({ error: 'must be an integer from 1 to 9' }).int({ error: 'must be an integer from 1 to 9' }).min(1, { error: 'must be an integer from 1 to 9' }).max(9, { error: 'must be an integer from 1 to 9' }).default(5),
+  brotliLevel: z.number({ error: 'must be an integer from 0 to 11' }).int({ error: 'must be an integer from 0 to 11' }).min(0, { error: 'must be an integer from 0 to 11' }).max(11, { error: 'must be an integer from 0 to 11' }).default(4),
+  minLength: size('256'),
+  types: z
+    .array(
+      z.string({ error: 'must be a media type like application/json, or *' }).transform((v) => v.trim().toLowerCase()).refine((v) => MEDIA_TYPE.test(v), { error: 'must be a media type like application/json, or *' }),
+      { error: 'must be a list of media types' },
+    )
+    .default(DEFAULT_COMPRESSION_TYPES),
+});
+
 const appTls = z.strictObject({
   certificates: certificateList,
   sslEnforce: z.boolean({ error: 'must be true or false' }).optional(),
@@ -149,6 +195,20 @@ const app = z.strictObject({
   maintenance: z.boolean({ error: 'must be true or false' }).default(false),
   timeouts: z.strictObject({ connect: durationOverride, read: durationOverride }).prefault({}),
   sticky: z.boolean({ error: 'must be true or false' }).default(false),
+  bodySize: z
+    .union([z.string(), z.number()], { error: 'must be a size like 512, 16kb or 10mb' })
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const bytes = parseSize(value);
+      if (bytes === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a size like 512, 16kb or 10mb', input: value });
+        return z.NEVER;
+      }
+      return bytes;
+    }),
+  compression: z.boolean({ error: 'must be true or false' }).optional(),
+  errorPages,
   versionHeader: z
     .union(
       [
@@ -216,6 +276,7 @@ export const configSchema = z.strictObject({
       upstreamIdle: duration('60s'),
       clientKeepAlive: duration('75s'),
       clientHeaders: duration('60s'),
+      upgradeIdle: duration('1h'),
     })
     .prefault({}),
   limits: z
@@ -231,6 +292,28 @@ export const configSchema = z.strictObject({
         error: 'must be one of trace, debug, info, warn, error, fatal, silent',
       }).default('info'),
       access: z.boolean({ error: 'must be true or false' }).default(true),
+      perApp: z
+        .strictObject(
+          {
+            entries: z.number({ error: 'must be an integer >= 0' }).int({ error: 'must be an integer >= 0' }).min(0, { error: 'must be an integer >= 0' }).default(1000),
+            maxBytes: size('8mb'),
+          },
+          { error: 'must be { entries, maxBytes }' },
+        )
+        .prefault({}),
+      ship: z
+        .strictObject(
+          {
+            url: z.url({ protocol: /^https?$/, error: 'must be the http:// or https:// URL of a log service' }),
+            batch: z.number({ error: 'must be an integer from 1 to 10000' }).int({ error: 'must be an integer from 1 to 10000' }).min(1, { error: 'must be an integer from 1 to 10000' }).max(10000, { error: 'must be an integer from 1 to 10000' }).default(100),
+            interval: duration('1s').refine((ms) => ms > 0, { error: 'must be a duration above 0, like 500ms or 1s' }),
+            maxQueue: z.number({ error: 'must be an integer >= 1' }).int({ error: 'must be an integer >= 1' }).min(1, { error: 'must be an integer >= 1' }).default(10000),
+            timeout: duration('10s').refine((ms) => ms > 0, { error: 'must be a duration above 0, like 500ms or 10s' }),
+            headers: z.record(z.string(), z.string({ error: 'must be a string' }), { error: 'must be a map of header name to value' }).default({}),
+          },
+          { error: 'must be { url, batch, interval, maxQueue, timeout, headers }' },
+        )
+        .optional(),
     })
     .prefault({}),
   tls: tls.prefault({}),
@@ -247,10 +330,31 @@ export const configSchema = z.strictObject({
           .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, { error: 'must be namespace/name of a Kubernetes Service' })
           .optional(),
         servicePort: z.union([z.string(), z.number()], { error: 'must be a port name or number' }).optional(),
+        sendProxyProtocol: z
+          .enum(['v1', 'v2'], { error: 'must be v1 or v2' })
+          .optional()
+          .transform((v) => (v === undefined ? undefined : v === 'v1' ? 1 : 2)),
       }),
       { error: 'must be a map of route name to { listen, endpoints, connectTimeout, idleTimeout }' },
     )
     .default({}),
+  /** Peers whose X-Forwarded-For is honoured (the Deis `proxyRealIpCidrs`). */
+  trustedProxies: z.array(cidr, { error: 'must be a list of IP addresses or CIDRs' }).default([]),
+  proxyProtocol: z
+    .strictObject(
+      {
+        http: z.boolean({ error: 'must be true or false' }).default(false),
+        https: z.boolean({ error: 'must be true or false' }).default(false),
+        tcp: z.boolean({ error: 'must be true or false' }).default(false),
+        headerTimeout: duration('5s').refine((ms) => ms > 0, { error: 'must be a duration above 0, like 500ms or 5s' }),
+      },
+      { error: 'must be { http, https, tcp, headerTimeout } (the Deis useProxyProtocol: "true" is { http: true, https: true })' },
+    )
+    .prefault({}),
+  /** The Deis router's router-wide allow-list rules. */
+  defaultWhitelist: z.array(cidr, { error: 'must be a list of IP addresses or CIDRs' }).default([]),
+  whitelistMode: z.enum(['extend', 'override'], { error: 'must be extend or override' }).default('extend'),
+  enforceWhitelists: z.boolean({ error: 'must be true or false' }).default(false),
   sticky: z
     .strictObject({
       secret: z.string({ error: 'must be a string of at least 16 characters' }).min(16, { error: 'must be a string of at least 16 characters' }).optional(),
@@ -258,6 +362,16 @@ export const configSchema = z.strictObject({
     })
     .refine((s) => s.secret === undefined || s.secretFile === undefined, { error: 'set secret or secretFile, not both' })
     .prefault({}),
+  errorPages,
+  defaultService: z
+    .strictObject(
+      { app: z.string({ error: 'must be an app name' }).regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, { error: 'must be an app name' }) },
+      { error: 'must be { app: NAME }' },
+    )
+    .optional(),
+  disableServerTokens: z.boolean({ error: 'must be true or false' }).default(false),
+  requestIDs: z.boolean({ error: 'must be true or false' }).default(false),
+  compression: compression.prefault({}),
   kubernetes: z
     .strictObject({
       domainPolicy: z.array(domainRule, { error: 'must be a list of { namespaces, domains }' }).optional(),

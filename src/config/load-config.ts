@@ -5,13 +5,13 @@
  * path, so `fairway validate`, `fairway serve` at start, and the file provider at run
  * time report the same messages.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { ZodError } from 'zod';
 import { FairwayError } from '../errors.js';
-import type { AppSpec, EndpointSpec, RouterSettings, VersionSpec } from '../model.js';
-import { configSchema, type ConfigFile } from './config-schema.js';
+import type { AppHandling, AppSpec, EndpointSpec, ErrorPage, ErrorPages, RouterSettings, VersionSpec } from '../model.js';
+import { configSchema, ERROR_PAGE_TYPES, type ConfigFile } from './config-schema.js';
 import { parseHostPort } from './host-port.js';
 
 export interface ConfigProblem {
@@ -89,6 +89,27 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const cfg = parsed.data;
   const dir = path.dirname(path.resolve(file));
   const files = (c: { cert: string; key: string }) => ({ cert: path.resolve(dir, c.cert), key: path.resolve(dir, c.key) });
+  // Error pages are read here, once per load, so the data plane only ever reads memory.
+  const readPages = (pages: Readonly<Record<string, string>> | undefined, keyPath: string[]): ErrorPages | undefined => {
+    if (pages === undefined) return undefined;
+    const read: Record<string, ErrorPage> = {};
+    for (const [key, ref] of Object.entries(pages)) {
+      const file = path.resolve(dir, ref);
+      const where = { path: [...keyPath, key].join('.'), ...locate([...keyPath, key]) };
+      try {
+        if (statSync(file).size > MAX_PAGE_SIZE) {
+          problems.push({ ...where, message: `${file} is larger than ${MAX_PAGE_SIZE / 1024} kb` });
+          continue;
+        }
+        const ext = path.extname(file).toLowerCase();
+        read[key] = { file, contentType: ERROR_PAGE_TYPES[ext]!, body: readFileSync(file, 'utf8') };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        problems.push({ ...where, message: code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(err as Error).message}` });
+      }
+    }
+    return read;
+  };
   const claimed = new Map<string, string>();
   const apps: AppSpec[] = [];
   for (const [name, a] of Object.entries(cfg.apps)) {
@@ -120,6 +141,11 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       problems.push({ path: `apps.${name}.tls.sslEnforce`, ...locate(a.tls.sslEnforce === undefined ? ['tls', 'sslEnforce'] : ['apps', name, 'tls', 'sslEnforce']), message: 'needs listen.https (nowhere to redirect to)' });
     }
     const hsts = a.tls.hsts ?? cfg.tls.hsts;
+    const handling: { -readonly [K in keyof AppHandling]: AppHandling[K] } = {};
+    if (a.bodySize !== undefined) handling.bodySize = a.bodySize;
+    if (a.compression !== undefined) handling.compression = a.compression;
+    const pages = readPages(a.errorPages, ['apps', name, 'errorPages']);
+    if (pages !== undefined) handling.errorPages = pages;
     apps.push({
       name,
       domains,
@@ -141,6 +167,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         sticky: a.sticky,
         header: a.versionHeader === false ? undefined : { allowFrom: a.versionHeader === true ? [] : [...new Set(a.versionHeader.allowFrom)] },
       },
+      ...(Object.keys(handling).length > 0 ? { handling } : {}),
       source: 'file',
     });
   }
@@ -150,6 +177,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (cfg.sticky.secretFile && !existsSync(path.resolve(dir, cfg.sticky.secretFile))) {
     problems.push({ path: 'sticky.secretFile', ...locate(['sticky', 'secretFile']), message: `file not found: ${path.resolve(dir, cfg.sticky.secretFile)}` });
   }
+  const errorPages = readPages(cfg.errorPages, ['errorPages']);
   if (cfg.tls.acme && !cfg.listen.https) {
     problems.push({ path: 'tls.acme', ...locate(['tls', 'acme']), message: 'needs listen.https (certificates are served there)' });
   }
@@ -170,6 +198,12 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       timeouts: cfg.timeouts,
       limits: cfg.limits,
       accessLog: cfg.log.access,
+      requestLogs: { perApp: cfg.log.perApp, ship: cfg.log.ship },
+      ...(errorPages !== undefined ? { errorPages } : {}),
+      ...(cfg.defaultService !== undefined ? { defaultApp: cfg.defaultService.app } : {}),
+      disableServerTokens: cfg.disableServerTokens,
+      requestIDs: cfg.requestIDs,
+      compression: cfg.compression,
       sticky: { secret: cfg.sticky.secret, secretFile: cfg.sticky.secretFile ? path.resolve(dir, cfg.sticky.secretFile) : undefined },
       kubernetes: {
         domainPolicy: cfg.kubernetes.domainPolicy?.map((rule) => ({
@@ -185,7 +219,11 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         idleTimeout: r.idleTimeout,
         service: r.service,
         servicePort: r.servicePort === undefined ? undefined : String(r.servicePort),
+        ...(r.sendProxyProtocol !== undefined ? { sendProxyProtocol: r.sendProxyProtocol } : {}),
       })),
+      trustedProxies: [...new Set(cfg.trustedProxies)],
+      proxyProtocol: cfg.proxyProtocol,
+      whitelist: { defaultWhitelist: [...new Set(cfg.defaultWhitelist)], mode: cfg.whitelistMode, enforce: cfg.enforceWhitelists },
       tls: {
         storage: path.resolve(dir, cfg.tls.storage),
         keyType: cfg.tls.keyType,
@@ -200,6 +238,9 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     },
   };
 }
+
+/** Largest error page file, in bytes (each is held in memory, per app that names it). */
+const MAX_PAGE_SIZE = 256 * 1024;
 
 type Locate = (keyPath: readonly PropertyKey[], key?: boolean) => { line: number | undefined; column: number | undefined };
 

@@ -11,6 +11,10 @@
  * more and the cutover goes on (`pass` → next step or `complete`), or follows
  * `onNoTraffic` when the new version served fewer than `minRequests`.
  *
+ * Readings come from a {@link StatsSource} (in Kubernetes mode: every replica's counters,
+ * read over the network), so reading is asynchronous; `status()` shows the open window as
+ * last judged (by the latest tick or decision, at most one tick old).
+ *
  * Every live snapshot is checked too: the new version without endpoints (or removed)
  * rolls back at once; the app gone, the old version gone, or the two versions' weights
  * changed by someone else (a config edit, `fairway weights`) stop the cutover in state
@@ -28,7 +32,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { stepWeights, type CutoverPlan } from './cutover-plan.js';
 import { CUTOVER_STATES, isActive, type CutoverDecision, type CutoverRecord, type CutoverState, type CutoverStore, type JudgedWindow, type RollbackCause } from './cutover-store.js';
 import { judgeWindow, percent, type Verdict } from './judge-window.js';
-import { windowBetween, type StatsSource, type VersionCounters } from './measurement-window.js';
+import { windowOf, type StatsReading, type StatsSource } from './measurement-window.js';
 
 /** What a cutover needs of the control plane: the live snapshot and the one way to change weights. */
 export interface WeightControl {
@@ -47,6 +51,8 @@ export interface RunContext {
   readonly logger: Logger;
   readonly onDecision: (record: CutoverRecord, decision: CutoverDecision) => void;
   readonly onProgress: (progress: CutoverProgress) => void;
+  /** This replica's name, recorded on its decisions (several replicas only). */
+  readonly replica?: string;
 }
 
 /** A live reading of an active cutover, sent on every evaluation tick (not recorded). */
@@ -94,8 +100,13 @@ export interface CutoverStatus {
 interface OpenWindow {
   readonly started: number;
   readonly startedAt: string;
-  readonly from: VersionCounters;
-  readonly to: VersionCounters;
+  /** Both versions' counters on every replica when the window started. */
+  readonly reading: StatsReading;
+}
+
+interface Judged {
+  readonly window: JudgedWindow;
+  readonly verdict: Verdict;
 }
 
 type DecisionInput = Pick<CutoverDecision, 'kind' | 'message'> & Partial<Pick<CutoverDecision, 'window' | 'cause' | 'action' | 'percent'>>;
@@ -109,11 +120,14 @@ export class CutoverRun {
   #tickQueued = false;
   #holdEndsAt: number | undefined;
   #window: OpenWindow | undefined;
+  /** The open window as last judged (by a tick or a decision); what `status()` shows. */
+  #judged: Judged | undefined;
   #waiting = false;
   #applying = false;
   #closed = false;
   /** A resumed cutover whose app is not in the snapshot yet (Kubernetes still syncing). */
   #awaitingApp = false;
+  #resumeWhy: string | undefined;
 
   private constructor(record: CutoverRecord, ctx: RunContext) {
     this.#record = record;
@@ -164,12 +178,12 @@ export class CutoverRun {
     return this.#enqueue(async () => {
       const { plan } = this.#record;
       this.#gauge();
-      await this.#decide({
-        kind: 'start',
-        percent: this.#beforePercent(),
-        message: `cutover of ${plan.app} from ${plan.from} to ${plan.to}: steps ${plan.steps.join(',')}%, hold ${plan.holdMs} ms, max error rate ${percent(plan.maxErrorRate)}, max p99 ${plan.maxP99Ms === null ? 'none' : `${plan.maxP99Ms} ms`}, min requests ${plan.minRequests}, on no traffic ${plan.onNoTraffic}, baseline ${plan.baseline}`,
-      });
       try {
+        await this.#decide({
+          kind: 'start',
+          percent: this.#beforePercent(),
+          message: `cutover of ${plan.app} from ${plan.from} to ${plan.to}: steps ${plan.steps.join(',')}%, hold ${plan.holdMs} ms, max error rate ${percent(plan.maxErrorRate)}, max p99 ${plan.maxP99Ms === null ? 'none' : `${plan.maxP99Ms} ms`}, min requests ${plan.minRequests}, on no traffic ${plan.onNoTraffic}, baseline ${plan.baseline}`,
+        });
         await this.#enterStep(0);
       } catch (err) {
         // The caller gets the cause (e.g. FW_STATE_WRITE); the cutover is recorded as failed.
@@ -179,12 +193,17 @@ export class CutoverRun {
     });
   }
 
-  /** Picks up a running or paused cutover after a router restart: its current step's weights are set again and its hold starts over. */
-  resumeAfterRestart(): Promise<void> {
+  /**
+   * Picks up a running or paused cutover after a router restart (or when another replica
+   * takes over driving it): its current step's weights are set again and its hold starts
+   * over. `why` completes the `restart` decision's message ("resumed <why>: …").
+   */
+  resumeAfterRestart(why = 'after a router restart'): Promise<void> {
     return this.#enqueue(() => this.#guard(async () => {
       if (!isActive(this.#record.state) || this.#closed) return;
       if (!this.#liveApp()) {
         this.#awaitingApp = true;
+        this.#resumeWhy = why;
         this.#ctx.logger.info({ app: this.plan.app, cutover: this.#record.id }, 'cutover waits for its app to be served before resuming');
         return;
       }
@@ -192,13 +211,13 @@ export class CutoverRun {
       const step = Math.max(this.#record.step, 0);
       const n = this.plan.steps.length;
       if (this.#record.state === 'running') {
-        await this.#decide({ kind: 'restart', percent: this.plan.steps[step], message: `resumed after a router restart: step ${step + 1}/${n} starts its hold again` });
+        await this.#decide({ kind: 'restart', percent: this.plan.steps[step], message: `resumed ${why}: step ${step + 1}/${n} starts its hold again` });
         await this.#enterStep(step);
       } else {
         await this.#apply(stepWeights(this.plan, this.#record.total, this.plan.steps[step]!));
-        this.#startWindow();
+        await this.#startWindow();
         this.#startTicks();
-        await this.#decide({ kind: 'restart', percent: this.plan.steps[step], message: `resumed after a router restart, still paused at step ${step + 1}/${n}` });
+        await this.#decide({ kind: 'restart', percent: this.plan.steps[step], message: `resumed ${why}, still paused at step ${step + 1}/${n}` });
         await this.#checkLive();
       }
     }));
@@ -212,7 +231,7 @@ export class CutoverRun {
       this.#hold = undefined;
       this.#holdEndsAt = undefined;
       this.#setState('paused');
-      await this.#decide({ kind: 'pause', window: this.#judge()?.window, message: `paused at step ${this.#record.step + 1}/${this.plan.steps.length}` });
+      await this.#decide({ kind: 'pause', window: (await this.#judge())?.window, message: `paused at step ${this.#record.step + 1}/${this.plan.steps.length}` });
     });
   }
 
@@ -222,7 +241,7 @@ export class CutoverRun {
       this.#require('resume', ['paused']);
       this.#setState('running');
       this.#waiting = false;
-      this.#startWindow();
+      await this.#startWindow();
       await this.#decide({ kind: 'resume', message: `resumed: step ${this.#record.step + 1}/${this.plan.steps.length} holds again for ${this.plan.holdMs} ms` });
       this.#startHold();
     });
@@ -236,7 +255,7 @@ export class CutoverRun {
       await this.#apply(stepWeights(this.plan, this.#record.total, 100));
       this.#stopTimers();
       this.#record = { ...this.#record, step: this.plan.steps.length - 1 };
-      await this.#decide({ kind: 'promote', percent: 100, window: this.#judge()?.window, message: `promoted: all traffic on ${this.plan.to}` });
+      await this.#decide({ kind: 'promote', percent: 100, window: (await this.#judge())?.window, message: `promoted: all traffic on ${this.plan.to}` });
       await this.#complete();
     });
   }
@@ -245,7 +264,7 @@ export class CutoverRun {
   abort(): Promise<void> {
     return this.#enqueue(async () => {
       this.#require('abort', ['running', 'paused']);
-      const window = this.#judge()?.window;
+      const window = (await this.#judge())?.window;
       await this.#apply(this.#existing({ ...this.#record.before }));
       this.#stopTimers();
       this.#setState('aborted');
@@ -255,7 +274,7 @@ export class CutoverRun {
 
   /** Puts all of the two versions' traffic on `from` at once, in any state. */
   rollback(): Promise<void> {
-    return this.#enqueue(() => this.#rollback('manual', `rolled back by an operator: all traffic on ${this.plan.from}`, this.#judge()?.window));
+    return this.#enqueue(async () => this.#rollback('manual', `rolled back by an operator: all traffic on ${this.plan.from}`, (await this.#judge())?.window));
   }
 
   /** Level-triggered check of the live snapshot (endpoints, weights, the app itself). */
@@ -264,7 +283,7 @@ export class CutoverRun {
     if (this.#awaitingApp) {
       if (this.#liveApp()) {
         this.#awaitingApp = false;
-        this.resumeAfterRestart().catch(() => {});
+        this.resumeAfterRestart(this.#resumeWhy).catch(() => {});
       }
       return;
     }
@@ -277,10 +296,15 @@ export class CutoverRun {
     this.#stopTimers();
   }
 
+  /** Resolves once the work queued so far (a decision being taken) has finished. */
+  idle(): Promise<void> {
+    return this.#queue;
+  }
+
   status(): CutoverStatus {
     const r = this.#record;
     const active = isActive(r.state) && this.#window !== undefined;
-    const judged = active ? this.#judge() : undefined;
+    const judged = active ? this.#judged : undefined;
     const now = Date.now();
     return {
       app: r.plan.app,
@@ -314,7 +338,7 @@ export class CutoverRun {
     await this.#ctx.store.save(this.#record);
     const weights = stepWeights(plan, this.#record.total, plan.steps[i]!);
     await this.#apply(weights);
-    this.#startWindow();
+    await this.#startWindow();
     this.#ctx.metrics.cutoverSteps.inc({ app: plan.app });
     await this.#decide({ kind: 'step', percent: plan.steps[i], message: `step ${i + 1}/${plan.steps.length}: ${plan.to} at ${plan.steps[i]}% (${formatWeights(weights)}), holding ${plan.holdMs} ms` });
     this.#startHold();
@@ -324,8 +348,8 @@ export class CutoverRun {
   async #ticked(): Promise<void> {
     this.#tickQueued = false;
     if (!isActive(this.#record.state) || this.#closed) return;
-    const judged = this.#judge();
-    if (!judged) return;
+    const judged = await this.#judge();
+    if (!judged || !isActive(this.#record.state) || this.#closed) return;
     if (judged.verdict.breach) return this.#rollback(judged.verdict.breach.cause, judged.verdict.breach.message, judged.window);
     if (this.#record.state === 'running' && this.#waiting && judged.verdict.enoughTraffic) return this.#pass(judged.window);
     this.#progress(judged.window);
@@ -334,8 +358,8 @@ export class CutoverRun {
   async #holdEnded(): Promise<void> {
     this.#hold = undefined;
     if (this.#record.state !== 'running' || this.#closed) return;
-    const judged = this.#judge();
-    if (!judged) return;
+    const judged = await this.#judge();
+    if (!judged || this.#record.state !== 'running' || this.#closed) return;
     const { verdict, window } = judged;
     if (verdict.breach) return this.#rollback(verdict.breach.cause, verdict.breach.message, window);
     if (verdict.enoughTraffic) return this.#pass(window);
@@ -403,8 +427,8 @@ export class CutoverRun {
     const app = this.#liveApp();
     if (!app) return this.#fail(`app ${plan.app} is no longer served (removed or disabled); weights left as they are`);
     const to = app.versions.find((v) => v.name === plan.to);
-    if (!to) return this.#rollback('no_endpoints', `version ${plan.to} was removed`, this.#judge()?.window);
-    if (to.endpoints.length === 0) return this.#rollback('no_endpoints', `version ${plan.to} has no endpoints`, this.#judge()?.window);
+    if (!to) return this.#rollback('no_endpoints', `version ${plan.to} was removed`, (await this.#judge())?.window);
+    if (to.endpoints.length === 0) return this.#rollback('no_endpoints', `version ${plan.to} has no endpoints`, (await this.#judge())?.window);
     if (!app.versions.some((v) => v.name === plan.from)) return this.#fail(`version ${plan.from} was removed; weights left as they are`);
     if (this.#applying || this.#record.step < 0) return;
     const expected = stepWeights(plan, this.#record.total, plan.steps[this.#record.step]!);
@@ -454,20 +478,34 @@ export class CutoverRun {
     return Object.fromEntries(Object.entries(weights).filter(([name]) => names.has(name)));
   }
 
-  #startWindow(): void {
+  /** Reads both versions' counters (on every replica the stats source knows): the window starts. */
+  async #startWindow(): Promise<void> {
     const { app, from, to } = this.plan;
     const now = Date.now();
-    this.#window = { started: now, startedAt: new Date(now).toISOString(), from: this.#ctx.stats.counters(app, from), to: this.#ctx.stats.counters(app, to) };
+    const reading = await this.#ctx.stats.read(app, [from, to]);
+    this.#window = { started: now, startedAt: new Date(now).toISOString(), reading };
+    this.#judged = this.#judgeBetween(this.#window, reading);
   }
 
-  #judge(): { window: JudgedWindow; verdict: Verdict } | undefined {
+  /** Reads the counters again and judges the open window so far. */
+  async #judge(): Promise<Judged | undefined> {
     const w = this.#window;
     if (!w) return undefined;
-    const { app, from, to } = this.plan;
-    const next = windowBetween(w.to, this.#ctx.stats.counters(app, to));
-    const old = windowBetween(w.from, this.#ctx.stats.counters(app, from));
-    const verdict = judgeWindow(this.plan, next, old);
-    return { verdict, window: { elapsedMs: Date.now() - w.started, new: next, old, limits: verdict.limits } };
+    const reading = await this.#ctx.stats.read(this.plan.app, [this.plan.from, this.plan.to]);
+    // A step may have begun while reading: judge only the window that is still open.
+    if (this.#window !== w) return this.#judged;
+    this.#judged = this.#judgeBetween(w, reading);
+    return this.#judged;
+  }
+
+  #judgeBetween(w: OpenWindow, reading: StatsReading): Judged {
+    const { from, to } = this.plan;
+    const next = windowOf(w.reading, reading, to);
+    const old = windowOf(w.reading, reading, from);
+    const verdict = judgeWindow(this.plan, next.numbers, old.numbers);
+    const { counted, missing } = next.replicas;
+    const replicas = counted.length > 1 || missing.length > 0 ? { replicas: next.replicas } : {};
+    return { verdict, window: { elapsedMs: Math.max(0, reading.at - w.started), new: next.numbers, old: old.numbers, limits: verdict.limits, ...replicas } };
   }
 
   #startHold(): void {
@@ -507,7 +545,10 @@ export class CutoverRun {
   #setState(state: CutoverState): void {
     const now = new Date().toISOString();
     this.#record = { ...this.#record, state, updatedAt: now, endedAt: isActive(state) ? undefined : now };
-    if (!isActive(state)) this.#window = undefined;
+    if (!isActive(state)) {
+      this.#window = undefined;
+      this.#judged = undefined;
+    }
     this.#gauge();
   }
 
@@ -525,6 +566,7 @@ export class CutoverRun {
       ...(input.cause ? { cause: input.cause } : {}),
       ...(input.action ? { action: input.action } : {}),
       message: input.message,
+      ...(this.#ctx.replica ? { replica: this.#ctx.replica } : {}),
     };
     this.#record = { ...r, history: [...r.history, decision], updatedAt: decision.at, reason: isActive(r.state) ? r.reason : decision.message };
     const { metrics, logger } = this.#ctx;

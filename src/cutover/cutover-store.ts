@@ -9,7 +9,7 @@
  */
 import type { CutoverPlan } from './cutover-plan.js';
 import type { BreachCause } from './judge-window.js';
-import type { WindowNumbers } from './measurement-window.js';
+import type { WindowNumbers, WindowReplicas } from './measurement-window.js';
 
 export type CutoverState = 'running' | 'paused' | 'completed' | 'rolled_back' | 'aborted' | 'failed';
 export const CUTOVER_STATES: readonly CutoverState[] = ['running', 'paused', 'completed', 'rolled_back', 'aborted', 'failed'];
@@ -41,6 +41,11 @@ export interface JudgedWindow {
   /** The old version (`from`). */
   readonly old: WindowNumbers;
   readonly limits: { readonly errorRate: number; readonly p99Ms: number | null };
+  /**
+   * Which replicas' traffic the numbers hold, and which were left out and why; present
+   * when the window spans more than one replica or one could not be read.
+   */
+  readonly replicas?: WindowReplicas;
 }
 
 /** One entry of a cutover's history: what was decided, when, and on which numbers. */
@@ -61,6 +66,8 @@ export interface CutoverDecision {
   readonly cause?: RollbackCause;
   readonly action?: 'hold' | 'proceed';
   readonly message: string;
+  /** The replica that took the decision (Kubernetes mode: the holder of the cutover Lease). */
+  readonly replica?: string;
 }
 
 export interface CutoverRecord {
@@ -93,14 +100,25 @@ export interface CutoverRecord {
  *   is durable: a `load()` by this process or a later one returns it (or a later save).
  *   Concurrent saves are applied in call order; a failed save leaves the previous
  *   record in place and rejects with FW_STATE_WRITE.
- * - `load()` rejects with FW_STATE_READ when the stored data is unreadable.
+ * - `load()` rejects with FW_STATE_READ when the stored data is unreadable. A store that
+ *   keeps each app's record apart (Kubernetes: on the app's own Service, which the app's
+ *   owners may edit) skips an unreadable record instead, logs it, and loads the others:
+ *   one app's bad annotation must not stop every other app's cutover from resuming.
  * - Records are plain JSON; a store keeps them as given.
+ * - Stores shared by several processes (Kubernetes) also implement `onChange()`: the
+ *   listener is called (coalesced, possibly spuriously) when a record may have changed,
+ *   whoever wrote it; it returns the function that unsubscribes. Replicas that do not
+ *   drive cutovers follow them through it. Such a store may answer `load()` from a local
+ *   copy that lags other processes' saves by a moment; `load({ fresh: true })` reads the
+ *   shared data itself (what a replica about to drive cutovers needs: every save another
+ *   process finished before it took over).
  *
  * Implementations: {@link MemoryCutoverStore} (no persistence), {@link FileCutoverStore}
- * (file mode). A Kubernetes implementation (an annotation on the app's Service, written
- * by the replica holding the cutover Lease) is not written yet; see README "Cutover".
+ * (file mode), `KubernetesCutoverStore` (an annotation on the Service of the cutover's
+ * `to` version; see its module comment for how it reads unreadable records).
  */
 export interface CutoverStore {
-  load(): Promise<CutoverRecord[]>;
+  load(options?: { readonly fresh?: boolean }): Promise<CutoverRecord[]>;
   save(record: CutoverRecord): Promise<void>;
+  onChange?(listener: () => void): () => void;
 }

@@ -10,9 +10,19 @@
  * flight. The hot path reads memory only; so does the TLS handshake (SNI and ALPN
  * callbacks read the certificate store and the challenge answers).
  *
- * Per request: ACME HTTP-01 answer (plain HTTP, before any routing) → host match →
- * app policy (allow list: 403; maintenance: 503) → HTTPS redirect (`sslEnforce`, plain
- * HTTP) → version pick → limits → proxy exchange.
+ * Per request: ACME HTTP-01 answer (plain HTTP, before any routing) → request ID (with
+ * `requestIDs`, the Deis way: {@link stampRequestIds}) → host match (a host no app serves:
+ * the default app, if any) → app policy (allow list: 403; maintenance: 503) → HTTPS
+ * redirect (`sslEnforce`, plain HTTP) → version pick → limits (the app's body size) →
+ * response coding negotiated (when the app compresses) → proxy exchange. The router's own
+ * answers use the app's error pages once the app is known, else the router-wide ones.
+ *
+ * Upgrade requests (WebSocket and others) arrive on the listeners' `upgrade` event with
+ * a raw socket; they get a response object on that socket ({@link responseForUpgrade})
+ * and take the same path, ending in an {@link UpgradeExchange} (the tunnel) instead of a
+ * proxy exchange. Tunnels outlive table swaps; `close()` ends them after the drain time.
+ * Every finished request and tunnel makes one access-log entry, fanned out by
+ * {@link AccessLog} to stdout and the sinks given at construction (per-app logs, shipper).
  *
  * Version pick, first that applies: `X-Fairway-Version` when the app accepts it from this
  * client (an unknown version: 404 `FW_VERSION_NOT_FOUND`; one without endpoints: 503
@@ -21,23 +31,32 @@
  * header is never forwarded; the cookie is (it is opaque to the app). The key signing
  * sticky cookies is a constructor input, replaced with {@link DataPlane.setStickyKey}.
  *
- * The client address is decided once per request ({@link clientIpOf}) and that one value
- * feeds the allow list, `X-Forwarded-For` and the access log.
+ * The client address is decided once per request, by the rules of `client-address.ts`
+ * (the connection's peer — PROXY-declared when the listener reads the PROXY protocol —
+ * or, from a trusted proxy, what its `X-Forwarded-For` says), and that one value feeds the
+ * allow list, the version header's client list and the access log; `X-Forwarded-For` sent
+ * upstream is the honoured chain plus the peer (Upgrade requests take the same path).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { Snapshot } from '../model.js';
+import { AccessLog, type AccessLogSink } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
 import type { ErrorCode } from '../errors.js';
 import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
-import { sendError } from './error-pages.js';
+import { adoptProxiedAddresses, peerAddressOf } from './client-address.js';
+import { BUILTIN_PAGES } from './error-pages.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest, type VersionPickReason } from './proxy-exchange.js';
+import { ProxyProtocolGate } from './proxy-protocol-gate.js';
 import { normalizeHost, RouteTable, type VersionRoute } from './route-table.js';
+import { stampRequestIds } from './stamp-request-ids.js';
+import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -50,6 +69,7 @@ const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 /** Sent with `FW_APP_MAINTENANCE`: when a client may try again, in seconds. */
 const MAINTENANCE_HEADERS: readonly string[] = ['retry-after', '60'];
+const EMPTY = Buffer.alloc(0);
 /** Set on a TLS socket whose ALPN callback chose `acme-tls/1`, for the SNI callback that follows. */
 const ALPN_CHALLENGE = Symbol('fairway.alpnChallenge');
 
@@ -66,6 +86,8 @@ export interface DataPlaneOptions {
    * {@link DataPlane.setStickyKey}.
    */
   readonly stickyKey?: Buffer;
+  /** Where access-log entries go besides stdout (per-app logs, the log shipper); each is skipped while inactive. */
+  readonly accessLogSinks?: readonly AccessLogSink[];
 }
 
 export class DataPlane {
@@ -75,7 +97,13 @@ export class DataPlane {
   readonly #accessLog: Logger;
   readonly #certificates: CertificateStore;
   readonly #challenges: AcmeChallenges;
+  readonly #accessLogSinks: readonly AccessLogSink[];
+  /** Upgrade requests being answered and open tunnels (they left the HTTP server's books at the upgrade). */
+  readonly #tunnels = new Set<UpgradeExchange>();
   readonly #server: Server;
+  /** PROXY protocol on the HTTP and HTTPS listeners (`proxyProtocol.http` / `.https`). */
+  readonly #httpGate: ProxyProtocolGate;
+  readonly #httpsGate: ProxyProtocolGate;
   #https: HttpsServer | undefined;
   #table: RouteTable | undefined;
   #stickyKey: Buffer;
@@ -91,10 +119,15 @@ export class DataPlane {
     this.#accessLog = options.logger.child({ log: 'access' });
     this.#certificates = options.certificates;
     this.#challenges = options.challenges;
+    this.#accessLogSinks = options.accessLogSinks ?? [];
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
-    this.#ctx = { accessLog: this.#accessLog };
+    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks) };
     this.#server = createServer({ maxHeaderSize: options.maxHeaderSize, requireHostHeader: false }, this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
+    this.#server.on('upgrade', this.#onUpgrade);
+    this.#httpGate = new ProxyProtocolGate('http', options.stats.forProxyProtocol('http'), options.logger);
+    this.#httpsGate = new ProxyProtocolGate('https', options.stats.forProxyProtocol('https'), options.logger);
+    this.#httpGate.guard(this.#server, true);
   }
 
   /** The live table (undefined until the first snapshot). */
@@ -109,7 +142,15 @@ export class DataPlane {
     this.#server.keepAliveTimeout = s.timeouts.clientKeepAlive;
     this.#server.headersTimeout = s.timeouts.clientHeaders;
     this.#server.maxHeadersCount = s.limits.maxHeadersCount + 1;
-    this.#ctx = { accessLog: s.accessLog ? this.#accessLog : undefined };
+    this.#httpGate.configure(s.proxyProtocol?.http ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
+    this.#httpsGate.configure(s.proxyProtocol?.https ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
+    const sinks = this.#accessLogSinks;
+    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined };
+    // A default app the snapshot does not have: unknown hosts get 404 (said once per change).
+    const before = this.#table;
+    if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.snapshot.settings.defaultApp !== s.defaultApp)) {
+      this.#logger.warn({ code: 'FW_APP_NOT_FOUND', app: s.defaultApp }, 'defaultService names an app that is not serving; unknown hosts get 404');
+    }
     this.#table = table;
     this.#registry.retainOnly(table.upstreams);
   }
@@ -172,6 +213,10 @@ export class DataPlane {
       },
     } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
     server.on('clientError', this.#onClientError);
+    server.on('upgrade', this.#onUpgrade);
+    // The PROXY header precedes the ClientHello: read from the raw socket, then handed to TLS.
+    this.#httpsGate.guard(server, false);
+    server.prependListener('secureConnection', adoptProxiedAddresses);
     server.on('secureConnection', (socket: TLSSocket) => {
       stats.handshakes++;
       if (socket.isSessionReused()) stats.resumed++;
@@ -200,14 +245,38 @@ export class DataPlane {
   async close(timeoutMs = 10_000): Promise<void> {
     const servers: Server[] = this.#https ? [this.#server, this.#https] : [this.#server];
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
+    // Connections still sending their PROXY header have sent no request yet.
+    this.#httpGate.destroyPending();
+    this.#httpsGate.destroyPending();
     // Connections turn idle as their last response ends: close them as they do.
     const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 100);
-    const deadline = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), timeoutMs);
+    const deadline = setTimeout(() => {
+      servers.forEach((s) => s.closeAllConnections());
+      // Upgraded connections are not the HTTP server's to close (but its close waits for them).
+      for (const tunnel of this.#tunnels) tunnel.close();
+    }, timeoutMs);
     await closed;
     clearInterval(sweep);
     clearTimeout(deadline);
     await this.#registry.close();
   }
+
+  /**
+   * An Upgrade request (WebSocket and others): routed like any request — by
+   * {@link #onRequest}, with a response object on its raw socket for the router's own
+   * answers — and then handed to an {@link UpgradeExchange} instead of a proxy exchange.
+   */
+  readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Bytes the client sent after the request head stay in the socket, for the tunnel.
+    if (head.length > 0) socket.unshift(head);
+    // A pipelined upgrade: the response to the request before it goes out first.
+    const earlier = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (earlier) {
+      earlier.once('finish', () => setImmediate(() => this.#onUpgrade(req, socket, EMPTY)));
+      return;
+    }
+    this.#onRequest(req, responseForUpgrade(req, socket as Socket));
+  };
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
@@ -241,12 +310,13 @@ export class DataPlane {
   }
 
   #route(req: IncomingMessage, res: ServerResponse, started: number, https: boolean): void {
-    const clientIp = clientIpOf(req);
+    // The connection's peer (PROXY-declared or TCP); the request's client is decided once the headers are read.
+    const peer = peerAddressOf(req.socket);
     const table = this.#table;
-    if (table === undefined) return this.#answer(req, res, started, clientIp, 'FW_NOT_READY', 'not_ready');
+    if (table === undefined) return this.#answer(req, res, started, peer, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
     const raw = req.rawHeaders;
-    if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, clientIp, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
+    if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, peer, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
 
     // One pass over the raw headers: keep what is forwarded, note what routing needs.
     const headers: string[] = [];
@@ -257,6 +327,9 @@ export class DataPlane {
     let connection: string | undefined;
     let versionHeader: string | undefined;
     let cookie: string | undefined;
+    let upgrade: string | undefined;
+    let acceptEncoding: string | undefined;
+    let xff: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
@@ -265,17 +338,27 @@ export class DataPlane {
         if (lower === 'transfer-encoding') chunked = true;
         else if (lower === 'x-request-id') requestId = value;
         else if (lower === 'connection') connection = value;
+        else if (lower === 'upgrade') upgrade = value;
         else if (lower === 'x-fairway-version') versionHeader = value;
+        else if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff},${value}`;
         continue;
       }
       if (lower === 'host') host = value;
       else if (lower === 'content-length') contentLength = value;
       else if (lower === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      else if (lower === 'accept-encoding') acceptEncoding = acceptEncoding === undefined ? value : `${acceptEncoding}, ${value}`;
       headers.push(name, value);
     }
-    if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
+    // The client ({@link ClientAddress}): the peer, unless the peer is a trusted proxy and its X-Forwarded-For names another.
+    let clientIp = peer;
+    let forwardedFor = peer;
+    if (table.clientAddress.trusts(peer)) ({ client: clientIp, forwardedFor } = table.clientAddress.resolve(peer, xff));
+    // Deis request IDs: a new ID and a chained X-Correlation-Id, set on the answer too; else the client's ID if sane.
+    if (table.requestIds) requestId = stampRequestIds(res, headers);
+    else if (requestId === undefined || !REQUEST_ID.test(requestId)) requestId = randomUUID();
     if (host === undefined) return this.#answer(req, res, started, clientIp, 'FW_BAD_REQUEST', 'bad_request', requestId);
-    const app = table.match(host);
+    // A host no app serves goes to the default app when one is set (the Deis default service).
+    const app = table.match(host) ?? table.defaultApp;
     if (app === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ROUTE', 'no_route', requestId, host);
     // App policy. A refused request's body is never read: its connection is closed instead.
     if (app.allowList !== undefined && !app.allowList.allows(clientIp)) {
@@ -317,18 +400,22 @@ export class DataPlane {
         if (version === undefined) return this.#answer(req, res, started, clientIp, 'FW_NO_ENDPOINTS', app.stats, requestId, host, app.name);
       }
     }
+    // An upgrade is tunnelled as soon as the endpoint answers 101, so its request has no body to forward.
+    if (isUpgrade(req) && hasBody(contentLength, chunked)) {
+      return this.#answer(req, res, started, clientIp, 'FW_UPGRADE_WITH_BODY', version.stats, requestId, host, app.name, version.name, true);
+    }
     let body: ForwardRequest['body'] = null;
     if (contentLength !== undefined && contentLength !== '0') {
-      if (Number(contentLength) > limits.maxBodySize) {
+      if (Number(contentLength) > app.maxBodySize) {
         return this.#answer(req, res, started, clientIp, 'FW_BODY_TOO_LARGE', version.stats, requestId, host, app.name, version.name);
       }
       body = req;
     } else if (chunked) {
-      body = req.pipe(new BodyLimit(limits.maxBodySize));
+      body = req.pipe(new BodyLimit(app.maxBodySize));
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
     headers.push(
-      'x-forwarded-for', clientIp,
+      'x-forwarded-for', forwardedFor,
       'x-forwarded-proto', https ? 'https' : 'http',
       'x-forwarded-host', host,
       'x-forwarded-port', https ? this.#httpsPort : this.#port,
@@ -337,7 +424,16 @@ export class DataPlane {
     const fwd: ForwardRequest = {
       method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined,
       https, pick, stick: app.sticky !== undefined && pick !== 'header', pinned,
+      // A coding for the response when the app compresses and the client accepts one (never for HEAD or HTTP/1.0, as nginx's gzip_http_version 1.1).
+      encoding: acceptEncoding !== undefined && app.compression !== undefined && req.method !== 'HEAD' && (req.httpVersionMinor > 0 || req.httpVersionMajor > 1)
+        ? app.compression.negotiate(acceptEncoding) : undefined,
     };
+    if (isUpgrade(req)) {
+      // Hop-by-hop, so sent again by the router: the endpoint is asked to upgrade its own connection.
+      for (const h of upgradeRequestHeaders(req.rawHeaders, upgrade ?? '')) headers.push(h);
+      new UpgradeExchange(res, req.socket, fwd, upgrade ?? '', app, version, this.#ctx, this.#tunnels, started).start();
+      return;
+    }
     new ProxyExchange(res, fwd, app, version, this.#ctx, started).start();
   }
 
@@ -351,10 +447,16 @@ export class DataPlane {
     req: IncomingMessage, res: ServerResponse, started: number, clientIp: string, code: ErrorCode, counter: UnroutedReason | VersionStats,
     requestId?: string, host?: string, app?: string, version?: string, close = false, extraHeaders?: readonly string[],
   ): void {
-    const status = sendError(res, code, close || code === 'FW_BODY_TOO_LARGE' || code === 'FW_HEADERS_TOO_LARGE', extraHeaders);
+    // The app's pages once the app is known, else the router-wide ones.
+    const table = this.#table;
+    const pages = (app !== undefined ? table?.app(app)?.pages : undefined) ?? table?.pages ?? BUILTIN_PAGES;
+    const status = pages.send(res, code, close || code === 'FW_BODY_TOO_LARGE' || code === 'FW_HEADERS_TOO_LARGE', extraHeaders);
     const seconds = (performance.now() - started) / 1000;
     if (typeof counter === 'string') this.#stats.unrouted[counter]++;
-    else counter.observe(status, seconds);
+    else {
+      counter.observe(status, seconds);
+      if (isUpgrade(req)) counter.upgrades.rejected++;
+    }
     this.#ctx.accessLog?.info({
       reqId: requestId, app, version, method: req.method, host, path: req.url, status,
       duration: Math.round(seconds * 1e6) / 1e3, clientIp, error: code,
@@ -395,17 +497,6 @@ function listenOn(server: Server, host: string, port: number): Promise<AddressIn
       resolve(server.address() as AddressInfo);
     });
   });
-}
-
-/**
- * The client address of a request, decided once per request: the allow list,
- * `X-Forwarded-For` and the access log all use this one value. Today it is the TCP peer
- * with IPv4-mapped IPv6 (`::ffff:10.0.0.1`) written as IPv4; trusted proxies
- * (`X-Forwarded-For`) and the PROXY protocol will replace it here and nowhere else.
- */
-function clientIpOf(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 function hasBody(contentLength: string | undefined, chunked: boolean): boolean {

@@ -15,6 +15,12 @@
  * that version; a version chosen by `X-Fairway-Version` sets no cookie and is never
  * swapped for another version on retry.
  *
+ * Response headers: hop-by-hop ones are never relayed; with `disableServerTokens` neither
+ * are `Server` and `X-Powered-By`, and with request IDs on neither are the upstream's
+ * `X-Request-Id` / `X-Correlation-Id` (the router's are on the response already). A
+ * response to a request with a negotiated coding that the app's {@link CompressionPolicy}
+ * selects is written by a {@link CompressionWriter}; any other goes straight to the client.
+ *
  * Lifecycle: `start()` once; then undici calls the handler methods; `#finish()` runs
  * exactly once, after which the exchange holds no resources.
  */
@@ -22,9 +28,10 @@ import type { ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { FairwayError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
+import type { AccessLog } from '../observability/access-log.js';
 import type { UpstreamErrorReason } from '../observability/request-stats.js';
-import { sendError } from './error-pages.js';
+import type { Encoding } from './compression-policy.js';
+import { CompressionWriter } from './compression-writer.js';
 import type { AppRoute, VersionRoute } from './route-table.js';
 import type { Upstream } from './upstream-registry.js';
 
@@ -33,6 +40,14 @@ export const MAX_ATTEMPTS = 3;
 
 /** Response headers that describe the upstream connection, not the response. */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+/** Not relayed either with `disableServerTokens`: what names the server software. */
+const SERVER_TOKENS = ['server', 'x-powered-by'];
+/** Not relayed either with request IDs on: the router returns its own. */
+const REQUEST_ID_HEADERS = ['x-request-id', 'x-correlation-id'];
+/** The response headers not relayed, by [app.anonymous][app.requestIds]. */
+const DROPPED_RESPONSE = [false, true].map((anonymous) =>
+  [false, true].map((ids) => new Set([...HOP_BY_HOP_RESPONSE, ...(anonymous ? SERVER_TOKENS : []), ...(ids ? REQUEST_ID_HEADERS : [])])),
+);
 
 /** Errors where the request cannot have reached the upstream application. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
@@ -66,10 +81,13 @@ export interface ForwardRequest {
   readonly stick: boolean;
   /** The version the client's valid sticky cookie names and that was honoured, if any. */
   readonly pinned: VersionRoute | undefined;
+  /** The coding to compress the response with, if it qualifies (the client accepts it and the app compresses). */
+  readonly encoding?: Encoding;
 }
 
 export interface ExchangeContext {
-  readonly accessLog: Logger | undefined;
+  /** The access log (stdout and the per-app and shipping sinks); undefined: every one is off. */
+  readonly accessLog: AccessLog | undefined;
 }
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
@@ -88,6 +106,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #clientGone = false;
   #done = false;
   #bytes = 0;
+  /** Writes the body of a response selected for compression (else the body goes straight to `res`). */
+  #writer: CompressionWriter | undefined;
 
   constructor(res: ServerResponse, fwd: ForwardRequest, app: AppRoute, version: VersionRoute, ctx: ExchangeContext, started: number) {
     this.#res = res;
@@ -133,10 +153,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
     const res = this.#res;
     if (this.#clientGone || res.destroyed) return false;
+    const app = this.#app;
+    const dropped = DROPPED_RESPONSE[app.anonymous ? 1 : 0]![app.requestIds ? 1 : 0]!;
     const headers: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
-      if (HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) continue;
+      if (dropped.has(name.toLowerCase())) continue;
       headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
     }
     const fwd = this.#fwd;
@@ -146,7 +168,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (cookie !== undefined) headers.push('set-cookie', cookie);
     }
     try {
-      res.writeHead(statusCode, statusText || undefined, headers);
+      const encoding = fwd.encoding;
+      const length = encoding === undefined ? undefined : app.compression!.select(statusCode, headers);
+      if (length === undefined) res.writeHead(statusCode, statusText || undefined, headers);
+      else this.#writer = new CompressionWriter(res, app.compression!, encoding!, statusCode, statusText || undefined, headers, length);
     } catch (err) {
       // A header Node will not send (invalid characters): a malformed response.
       this.#abort?.(err as Error);
@@ -159,13 +184,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.#bytes += chunk.length;
+    const writer = this.#writer;
+    if (writer !== undefined) return writer.write(chunk, this.#resume!);
     const ok = this.#res.write(chunk);
     if (!ok) this.#res.once('drain', this.#resume!);
     return ok;
   }
 
   onComplete(): void {
-    this.#res.end();
+    if (this.#writer !== undefined) this.#writer.end();
+    else this.#res.end();
     this.#finish(this.#res.statusCode, undefined);
   }
 
@@ -209,7 +237,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#finish(reason === 'timeout' ? 504 : 502, reason ?? err.message);
       return;
     }
-    const status = sendError(res, code, true);
+    const status = this.#app.pages.send(res, code, true);
     this.#finish(status, reason ?? err.message);
   }
 
@@ -260,6 +288,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         path: fwd.path,
         status,
         bytes: this.#bytes,
+        encoding: this.#writer?.encoding, // omitted when the body was sent as it is
         duration: Math.round(seconds * 1e6) / 1e3,
         upstreamDuration: Math.round((now - this.#upstreamStarted) * 1e3) / 1e3,
         clientIp: fwd.clientIp,

@@ -10,15 +10,26 @@
  * `a.example.test`, not `a.b.example.test`) → platform subdomain (`<app>.<platformDomain>`
  * reaches app `<app>`, as every app did on the Deis router).
  *
- * An app's policy is compiled here too: its allow list into an {@link AllowList}, its
+ * An app's policy is compiled here too: its allow list into an {@link AllowList} (its own
+ * entries under the router-wide {@link AllowListRules}), its
  * timeouts resolved against the router-wide ones (the connect timeout goes into the
  * endpoint pools, the read timeout into every dispatch), and its version pick: the sticky
  * cookie's values signed with the table's sticky key ({@link StickyCookie}) and the
- * `X-Fairway-Version` client list.
+ * `X-Fairway-Version` client list. So is how its exchanges are handled (body size,
+ * compression, error pages): the app's own `handling` over the router-wide settings, which
+ * the table compiles once ({@link SharedHandling}) for its apps to share; request IDs and
+ * server tokens are router-wide.
+ *
+ * Unknown hosts: `match` answers only for hosts an app serves; {@link RouteTable.defaultApp}
+ * is the app that takes the others when `defaultApp` (the Deis default service) is set and
+ * names an app of the snapshot.
  */
-import type { AppSpec, LoadBalancing, Snapshot, Timeouts, VersionPick } from '../model.js';
+import type { AppHandling, AppSpec, LoadBalancing, RouterSettings, Snapshot, Timeouts, VersionPick } from '../model.js';
 import type { RequestStats, VersionStats } from '../observability/request-stats.js';
-import { AllowList } from './allow-list.js';
+import { AllowList, AllowListRules } from './allow-list.js';
+import { ClientAddress } from './client-address.js';
+import { CompressionPolicy } from './compression-policy.js';
+import { ErrorPages } from './error-pages.js';
 import { SmoothWeightedPicker } from './smooth-weighted-picker.js';
 import { StickyCookie } from './sticky-cookie.js';
 import type { Upstream, UpstreamRegistry } from './upstream-registry.js';
@@ -62,6 +73,37 @@ export class VersionRoute {
 /** Node timers fire at once above this many ms, so longer timeouts are capped to it (~24.8 days). */
 export const MAX_TIMEOUT = 2 ** 31 - 1;
 
+/** What a table compiles once from the router-wide settings, for its apps to share. */
+export interface SharedHandling {
+  readonly settings: RouterSettings;
+  /** The router-wide pages (also those of every app without pages of its own). */
+  readonly pages: ErrorPages;
+  /** Compiled from `settings.compression` (whether or not it is enabled router-wide). */
+  readonly compression: CompressionPolicy | undefined;
+}
+
+function shareHandling(settings: RouterSettings): SharedHandling {
+  return {
+    settings,
+    pages: new ErrorPages({ router: settings.errorPages, anonymous: settings.disableServerTokens }),
+    compression: settings.compression === undefined ? undefined : new CompressionPolicy(settings.compression),
+  };
+}
+
+/**
+ * The router-wide settings a compiled app's handling depends on, but the error pages (see
+ * {@link samePages}): a table whose key differs compiles every app again.
+ */
+function handlingKey(settings: RouterSettings): string {
+  const s = settings;
+  return JSON.stringify([s.limits.maxBodySize, s.disableServerTokens, s.requestIDs, s.compression]);
+}
+
+/** Whether two snapshots' router-wide pages are the same (by reference first: pages can be large). */
+function samePages(a: RouterSettings, b: RouterSettings): boolean {
+  return a.errorPages === b.errorPages || JSON.stringify(a.errorPages) === JSON.stringify(b.errorPages);
+}
+
 export class AppRoute {
   readonly name: string;
   readonly versions: readonly VersionRoute[];
@@ -71,7 +113,7 @@ export class AppRoute {
   readonly sslEnforce: boolean;
   /** The `Strict-Transport-Security` value for HTTPS responses, if any. */
   readonly hsts: string | undefined;
-  /** Clients allowed in; undefined: everyone (the check is skipped). */
+  /** Clients allowed in (the app's entries under the router-wide rules); undefined: everyone (the check is skipped). */
   readonly allowList: AllowList | undefined;
   /** Answer 503 `FW_APP_MAINTENANCE` instead of proxying. */
   readonly maintenance: boolean;
@@ -79,8 +121,23 @@ export class AppRoute {
   readonly headersTimeout: number;
   /** Longest pause between upstream body chunks, ms (the app's read timeout, else `timeouts.upstreamIdle`). */
   readonly bodyTimeout: number;
+  /**
+   * Longest silence either way on an upgraded connection (WebSocket), ms: the app's read
+   * timeout when it sets one (as nginx's `proxy_read_timeout` did), else `timeouts.upgradeIdle`; 0: never.
+   */
+  readonly upgradeIdleTimeout: number;
   /** The app's sticky cookie; undefined: the app is not sticky (or the table has no sticky key). */
   readonly sticky: StickyCookie<VersionRoute> | undefined;
+  /** Largest request body in bytes: the app's `bodySize`, else `limits.maxBodySize`. */
+  readonly maxBodySize: number;
+  /** How this app's responses are compressed; undefined: never. */
+  readonly compression: CompressionPolicy | undefined;
+  /** Request IDs the Deis way (router-wide `requestIDs`): the router makes `X-Request-Id`, chains `X-Correlation-Id`, returns both. */
+  readonly requestIds: boolean;
+  /** Disclose no server software (`disableServerTokens`). */
+  readonly anonymous: boolean;
+  /** The pages of the router's own answers for this app. */
+  readonly pages: ErrorPages;
   /** Whether `X-Fairway-Version` may choose the version (see {@link versionHeaderFrom}). */
   readonly versionHeader: boolean;
   /** Clients whose `X-Fairway-Version` counts; undefined: every client (when {@link versionHeader}). */
@@ -89,15 +146,16 @@ export class AppRoute {
 
   constructor(
     name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts,
-    pick?: VersionPick, stickyKey?: Buffer,
+    pick?: VersionPick, stickyKey?: Buffer, allowRules?: AllowListRules, handling?: AppHandling, shared?: SharedHandling,
   ) {
     this.name = name;
     this.versions = versions;
     this.stats = stats;
-    this.allowList = policy.allow.length > 0 ? new AllowList(policy.allow) : undefined;
+    this.allowList = (allowRules ?? NO_ALLOW_RULES).forApp(policy.allow);
     this.maintenance = policy.maintenance;
     this.headersTimeout = Math.min(policy.readTimeout ?? timeouts.upstreamHeaders, MAX_TIMEOUT);
     this.bodyTimeout = Math.min(policy.readTimeout ?? timeouts.upstreamIdle, MAX_TIMEOUT);
+    this.upgradeIdleTimeout = Math.min(policy.readTimeout ?? timeouts.upgradeIdle ?? 3_600_000, MAX_TIMEOUT);
     this.sslEnforce = tls.sslEnforce;
     this.hsts = tls.hsts
       ? `max-age=${tls.hsts.maxAge}${tls.hsts.includeSubDomains ? '; includeSubDomains' : ''}${tls.hsts.preload ? '; preload' : ''}`
@@ -105,6 +163,14 @@ export class AppRoute {
     this.sticky = pick?.sticky && stickyKey ? new StickyCookie(stickyKey, name, versions) : undefined;
     this.versionHeader = pick?.header !== undefined;
     this.versionHeaderFrom = pick?.header && pick.header.allowFrom.length > 0 ? new AllowList(pick.header.allowFrom) : undefined;
+    const s = shared?.settings;
+    this.maxBodySize = handling?.bodySize ?? s?.limits.maxBodySize ?? Infinity;
+    this.compression = (handling?.compression ?? s?.compression?.enabled) ? shared?.compression : undefined;
+    this.requestIds = s?.requestIDs ?? false;
+    this.anonymous = s?.disableServerTokens ?? false;
+    this.pages = handling?.errorPages === undefined
+      ? shared?.pages ?? new ErrorPages()
+      : new ErrorPages({ router: s?.errorPages, app: handling.errorPages, anonymous: this.anonymous });
     // A version without endpoints gives its share to the others.
     const live = versions.filter((v) => v.upstreams.length > 0);
     this.#picker = new SmoothWeightedPicker(live, live.map((v) => v.weight));
@@ -145,13 +211,23 @@ export class AppRoute {
   }
 }
 
+/** No router-wide rules: an app's own list, or everyone. */
+const NO_ALLOW_RULES = new AllowListRules(undefined);
+
 export class RouteTable {
   readonly snapshot: Snapshot;
+  /** Decides each request's client address under the snapshot's `trustedProxies`. */
+  readonly clientAddress: ClientAddress;
+  readonly #allowRules: AllowListRules;
   readonly #exact = new Map<string, AppRoute>();
   readonly #wildcard = new Map<string, AppRoute>();
   readonly #byName = new Map<string, AppRoute>();
   readonly #platformSuffix: string | undefined;
   readonly #stickyKey: Buffer | undefined;
+  readonly #handlingKey: string;
+  readonly #shared: SharedHandling;
+  /** The app that serves hosts no app claims (`defaultApp`), if set and in the snapshot. */
+  readonly defaultApp: AppRoute | undefined;
   /** Every upstream this table can send to (to retire the others after a swap). */
   readonly upstreams = new Set<Upstream>();
 
@@ -167,8 +243,14 @@ export class RouteTable {
     const pd = snapshot.settings.platformDomain;
     this.#platformSuffix = pd ? `.${pd}` : undefined;
     const timeouts = snapshot.settings.timeouts;
+    this.clientAddress = new ClientAddress(snapshot.settings.trustedProxies ?? []);
+    const allowRules = (this.#allowRules = new AllowListRules(snapshot.settings.whitelist));
+    this.#handlingKey = handlingKey(snapshot.settings);
     const reusable =
-      previous !== undefined && previous.#stickyKey === stickyKey && JSON.stringify(previous.snapshot.settings.timeouts) === JSON.stringify(timeouts) ? previous : undefined;
+      previous !== undefined && previous.#stickyKey === stickyKey && previous.#allowRules.key === allowRules.key && previous.#handlingKey === this.#handlingKey && samePages(previous.snapshot.settings, snapshot.settings) &&
+      JSON.stringify(previous.snapshot.settings.timeouts) === JSON.stringify(timeouts) ? previous : undefined;
+    // The same router-wide handling: the same compiled pages and compression (and their memos).
+    this.#shared = reusable !== undefined ? reusable.#shared : shareHandling(snapshot.settings);
     for (const app of snapshot.apps) {
       const old = reusable === undefined ? undefined : reusable.#byName.get(app.name);
       const compiled = old && compiledFrom.get(old);
@@ -184,7 +266,7 @@ export class RouteTable {
           this.upstreams.add(u);
           upstreams.push(u);
           return u;
-        }, stats, stickyKey);
+        }, stats, stickyKey, allowRules, this.#shared);
         compiledFrom.set(route, { app, upstreams });
       }
       this.#byName.set(app.name, route);
@@ -193,6 +275,18 @@ export class RouteTable {
         else this.#exact.set(d, route);
       }
     }
+    const fallback = snapshot.settings.defaultApp;
+    this.defaultApp = fallback === undefined ? undefined : this.#byName.get(fallback);
+  }
+
+  /** The router-wide pages, for answers given before an app is known. */
+  get pages(): ErrorPages {
+    return this.#shared.pages;
+  }
+
+  /** Request IDs the Deis way for answers given before an app is known (router-wide `requestIDs`). */
+  get requestIds(): boolean {
+    return this.snapshot.settings.requestIDs ?? false;
   }
 
   get generation(): number {
@@ -224,11 +318,14 @@ export class RouteTable {
 /** The AppSpec a compiled route was made from, and the upstreams it sends to (for reuse). */
 const compiledFrom = new WeakMap<AppRoute, { app: AppSpec; upstreams: readonly Upstream[] }>();
 
-function compileApp(app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats, stickyKey: Buffer | undefined): AppRoute {
+function compileApp(
+  app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats, stickyKey: Buffer | undefined,
+  allowRules: AllowListRules, shared: SharedHandling,
+): AppRoute {
   const versions = app.versions.map(
     (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
   );
-  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey);
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey, allowRules, app.handling, shared);
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

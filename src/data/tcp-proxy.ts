@@ -9,11 +9,21 @@
  * closed. A connection with no byte either way for `idleTimeout` is closed. `update()`
  * swaps the endpoints and timeouts for new connections; open connections keep theirs.
  * `close()` stops accepting, lets open sessions run until `timeoutMs`, then cuts them.
+ *
+ * PROXY protocol: with `proxyProtocol.tcp` on (given to `update()`), a connection must
+ * start with a PROXY header ({@link ProxyProtocolGate}), read before an endpoint is
+ * chosen; the declared client is what the route passes on. A route with
+ * `sendProxyProtocol` writes a v1 or v2 header to the endpoint as soon as it is connected,
+ * before any of the client's bytes: the client's address (the declared one, else the TCP
+ * peer) and the address it connected to.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { endpointKey, type TcpRoute } from '../model.js';
+import { endpointKey, type ProxyProtocolSettings, type TcpRoute } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { TcpStats } from '../observability/request-stats.js';
+import { connectionAddressesOf } from './client-address.js';
+import { encodeProxyHeader } from './proxy-protocol.js';
+import type { ProxyProtocolGate } from './proxy-protocol-gate.js';
 
 export class TcpProxy {
   readonly #server: Server;
@@ -22,16 +32,28 @@ export class TcpProxy {
   readonly stats: TcpStats;
   #route: TcpRoute;
   #next = 0;
+  /** Reads the PROXY header of each connection while `proxyProtocol.tcp` is on; none: never. */
+  readonly #proxyProtocol: ProxyProtocolGate | undefined;
 
-  constructor(route: TcpRoute, stats: TcpStats, logger: Logger) {
+  constructor(route: TcpRoute, stats: TcpStats, logger: Logger, proxyProtocol?: ProxyProtocolGate) {
     this.#route = route;
     this.stats = stats;
     this.#logger = logger;
-    this.#server = createServer({ pauseOnConnect: true }, (client) => this.#accept(client));
+    this.#proxyProtocol = proxyProtocol;
+    this.#server = createServer({ pauseOnConnect: true }, (client) => {
+      const gate = this.#proxyProtocol;
+      if (gate === undefined || !gate.enabled) return this.#accept(client);
+      // Tracked while its header is read, so close() can cut it too.
+      this.#sessions.add(client);
+      client.once('close', () => this.#sessions.delete(client));
+      gate.admit(client, (c) => this.#accept(c));
+    });
   }
 
-  update(route: TcpRoute): void {
+  /** New connections use `route`, and read a PROXY header when `proxyProtocol.tcp` is on. */
+  update(route: TcpRoute, proxyProtocol?: ProxyProtocolSettings): void {
     this.#route = route;
+    this.#proxyProtocol?.configure(proxyProtocol?.tcp ?? false, proxyProtocol?.headerTimeout ?? 5000);
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
@@ -46,6 +68,7 @@ export class TcpProxy {
 
   async close(timeoutMs = 10_000): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#proxyProtocol?.destroyPending();
     const deadline = setTimeout(() => {
       for (const s of this.#sessions) s.destroy();
     }, timeoutMs);
@@ -80,6 +103,7 @@ export class TcpProxy {
       upstream.once('connect', () => {
         clearTimeout(timer);
         joined = true;
+        if (route.sendProxyProtocol !== undefined) upstream.write(encodeProxyHeader(route.sendProxyProtocol, connectionAddressesOf(client)));
         this.#join(client, upstream, route.idleTimeout);
       });
       upstream.once('error', (err) => {

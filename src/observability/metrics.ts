@@ -10,6 +10,8 @@ import { RequestStats } from './request-stats.js';
 export class Metrics {
   readonly registry = new Registry();
   readonly requests = new RequestStats();
+  /** Plain counters other modules keep (per-app logs, log shipper), rendered after the rest. */
+  readonly #sources: (() => string)[] = [];
   readonly configLoads: Counter<'provider' | 'result'>;
   readonly configLastLoadSuccess: Gauge<'provider'>;
   readonly configLastLoadTime: Gauge<'provider'>;
@@ -131,6 +133,11 @@ export class Metrics {
   }
 
   async render(): Promise<string> {
-    return (await this.registry.metrics()) + this.requests.render();
+    return (await this.registry.metrics()) + this.requests.render() + this.#sources.map((render) => render()).join('');
+  }
+
+  /** Adds Prometheus text that `render` appends (each line ending in a newline), for counters kept outside prom-client. */
+  addSource(render: () => string): void {
+    this.#sources.push(render);
   }
 }

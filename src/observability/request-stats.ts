@@ -41,6 +41,35 @@ export interface TcpStats {
   bytesOut: number;
 }
 
+/**
+ * What became of a connection on a listener with the PROXY protocol on: `accepted` (a
+ * header declaring the client), `local` (a valid header declaring no address: LOCAL,
+ * UNKNOWN, AF_UNSPEC, AF_UNIX), or closed: `invalid` (not a PROXY header), `too_large`,
+ * `incomplete` (the client closed mid-header), `timeout`, `empty` (closed before any byte).
+ */
+export type ProxyProtocolOutcome = 'accepted' | 'local' | 'invalid' | 'too_large' | 'incomplete' | 'timeout' | 'empty';
+export type ProxyProtocolStats = Record<ProxyProtocolOutcome, number>;
+const PROXY_PROTOCOL_OUTCOMES: readonly ProxyProtocolOutcome[] = ['accepted', 'local', 'invalid', 'too_large', 'incomplete', 'timeout', 'empty'];
+
+/**
+ * What became of Upgrade requests (WebSocket and others) of one app version:
+ * `upgraded` (the endpoint answered 101 and bytes flowed both ways), `declined` (it
+ * answered something else, relayed), `failed` (no endpoint answered: 502/504), `rejected`
+ * (the router answered itself: allow list, maintenance, no endpoints…). `active` counts
+ * upgraded connections open now; bytes are those carried after the 101.
+ */
+export interface UpgradeStats {
+  upgraded: number;
+  declined: number;
+  failed: number;
+  rejected: number;
+  active: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+export type UpgradeOutcome = 'upgraded' | 'declined' | 'failed' | 'rejected';
+const UPGRADE_OUTCOMES: readonly UpgradeOutcome[] = ['upgraded', 'declined', 'failed', 'rejected'];
+
 export type UnroutedReason = 'no_route' | 'bad_request' | 'not_ready' | 'headers_too_large';
 export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
 const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
@@ -66,6 +95,15 @@ export class VersionStats {
     return this.#fine ?? NO_FINE;
   }
   #fine: number[] | undefined;
+  /** Upgrade requests of this version (allocated on the first one; see {@link UpgradeStats}). */
+  get upgrades(): UpgradeStats {
+    return (this.#upgrades ??= { upgraded: 0, declined: 0, failed: 0, rejected: 0, active: 0, bytesIn: 0, bytesOut: 0 });
+  }
+  /** Whether this version ever had an Upgrade request (for rendering). */
+  get hasUpgrades(): boolean {
+    return this.#upgrades !== undefined;
+  }
+  #upgrades: UpgradeStats | undefined;
 
   constructor(app: string, version: string) {
     this.app = app;
@@ -107,6 +145,15 @@ export class RequestStats {
   }
   /** TLS handshakes on the HTTPS listener: completed, of which resumed, and failed. */
   readonly tls = { handshakes: 0, resumed: 0, handshakeErrors: 0 };
+  /** PROXY protocol headers read, by listener (`http`, `https`, `tcp/<route>`). */
+  readonly proxyProtocol = new Map<string, ProxyProtocolStats>();
+
+  /** The PROXY protocol counters of `listener`, created on first use. */
+  forProxyProtocol(listener: string): ProxyProtocolStats {
+    let p = this.proxyProtocol.get(listener);
+    if (!p) this.proxyProtocol.set(listener, (p = { accepted: 0, local: 0, invalid: 0, too_large: 0, incomplete: 0, timeout: 0, empty: 0 }));
+    return p;
+  }
 
   /** The stats of `app`/`version`, created on first use. Call when compiling a route table. */
   forVersion(app: string, version: string): VersionStats {
@@ -153,6 +200,21 @@ export class RequestStats {
     out.push('# HELP fairway_upstream_retries_total Requests sent again to another endpoint after a failed attempt.');
     out.push('# TYPE fairway_upstream_retries_total counter');
     for (const s of all) if (s.retries) out.push(`fairway_upstream_retries_total{${labels(s)}} ${s.retries}`);
+    out.push('# HELP fairway_upgrades_total Upgrade requests (WebSocket and others), by app, version and result (upgraded: 101 and tunnelled; declined: the endpoint answered otherwise; failed: no endpoint answered; rejected: the router answered itself).');
+    out.push('# TYPE fairway_upgrades_total counter');
+    const upgrading = all.filter((s) => s.hasUpgrades);
+    for (const s of upgrading) {
+      for (const r of UPGRADE_OUTCOMES) if (s.upgrades[r]) out.push(`fairway_upgrades_total{${labels(s)},result="${r}"} ${s.upgrades[r]}`);
+    }
+    out.push('# HELP fairway_upgrades_active Upgraded connections (WebSocket and others) open now.');
+    out.push('# TYPE fairway_upgrades_active gauge');
+    for (const s of upgrading) out.push(`fairway_upgrades_active{${labels(s)}} ${s.upgrades.active}`);
+    out.push('# HELP fairway_upgrade_bytes_total Bytes carried by upgraded connections after the 101, by direction (in: from clients).');
+    out.push('# TYPE fairway_upgrade_bytes_total counter');
+    for (const s of upgrading) {
+      out.push(`fairway_upgrade_bytes_total{${labels(s)},direction="in"} ${s.upgrades.bytesIn}`);
+      out.push(`fairway_upgrade_bytes_total{${labels(s)},direction="out"} ${s.upgrades.bytesOut}`);
+    }
     out.push('# HELP fairway_unrouted_requests_total Requests answered before an app was chosen, by reason.');
     out.push('# TYPE fairway_unrouted_requests_total counter');
     for (const [reason, n] of Object.entries(this.unrouted)) out.push(`fairway_unrouted_requests_total{reason="${reason}"} ${n}`);
@@ -178,6 +240,11 @@ export class RequestStats {
     out.push('# HELP fairway_tls_handshake_errors_total TLS handshakes that failed (client alerts, no shared cipher, bad SNI, timeouts).');
     out.push('# TYPE fairway_tls_handshake_errors_total counter');
     out.push(`fairway_tls_handshake_errors_total ${this.tls.handshakeErrors}`);
+    out.push('# HELP fairway_proxy_protocol_connections_total Connections on listeners with the PROXY protocol on, by listener and outcome (accepted, local: kept; invalid, too_large, incomplete, timeout, empty: closed).');
+    out.push('# TYPE fairway_proxy_protocol_connections_total counter');
+    for (const [listener, p] of this.proxyProtocol) {
+      for (const outcome of PROXY_PROTOCOL_OUTCOMES) out.push(`fairway_proxy_protocol_connections_total{listener="${escapeLabel(listener)}",outcome="${outcome}"} ${p[outcome]}`);
+    }
     return out.join('\n') + '\n';
   }
 }

@@ -40,8 +40,10 @@
  *   message (`secrets "x" is forbidden: …`), or, when the server cannot be reached or does
  *   not answer within `requestTimeoutMs`, its address. Never the value.
  *
- * Locks: `lock(name)` holds the Lease `<prefix>-lock-<name>` (names mapped as keys are:
- * readable when `name` is lower case and DNS-valid, else hashed), annotated
+ * Locks (the Lease mechanics are `providers/kubernetes/held-lease.ts`, shared with the
+ * cutover leadership and the replica Leases): `lock(name)` holds the Lease
+ * `<prefix>-lock-<name>` (names mapped as keys are: readable when `name` is lower case
+ * and DNS-valid, else hashed), annotated
  * `fairway.io/lock: <name>`, with `holderIdentity` (this instance's `identity`),
  * `leaseDurationSeconds` = ceil(`staleMs` / 1000), `acquireTime`, `renewTime` (MicroTimes
  * with six fractional digits, as the API requires) and `leaseTransitions`.
@@ -70,19 +72,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
-  ApiException,
   CoordinationV1Api,
   CoreV1Api,
-  Observable,
   PatchStrategy,
   setHeaderOptions,
-  V1MicroTime,
   type ConfigurationOptions,
   type KubeConfig,
-  type V1Lease,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { FairwayError } from '../errors.js';
+import { apiFailure, statusOf, withTimeout } from '../providers/kubernetes/api-failure.js';
+import { HeldLease, microTimeText, tryAcquireLease, type LeaseContext } from '../providers/kubernetes/held-lease.js';
 import type { Storage, StorageLock, StorageLockOptions } from './storage.js';
 
 export interface SecretStorageOptions {
@@ -194,56 +194,6 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   return v;
 }
 
-/** What went wrong talking to the API server, for messages. */
-interface ApiFailure {
-  /** The HTTP status, when the server answered. */
-  readonly status?: number;
-  readonly reason?: string;
-  readonly message: string;
-}
-
-function failureOf(err: unknown, server: string, timeoutMs: number): ApiFailure {
-  if (err instanceof ApiException) {
-    const code = (err as ApiException<unknown>).code;
-    const body = (err as ApiException<unknown>).body;
-    let status: { message?: unknown; reason?: unknown } | undefined;
-    try {
-      status = typeof body === 'string' ? JSON.parse(body) : (body as typeof status);
-    } catch {
-      status = undefined;
-    }
-    const message = typeof status?.message === 'string' && status.message !== '' ? status.message : typeof body === 'string' && body !== '' ? body.slice(0, 200) : 'no message';
-    return { status: code, reason: typeof status?.reason === 'string' ? status.reason : undefined, message: `${message} (HTTP ${code})` };
-  }
-  if ((err as Error | undefined)?.name === 'AbortError') return { message: `the Kubernetes API server ${server} did not answer within ${timeoutMs} ms` };
-  return { message: `the Kubernetes API server ${server} could not be reached: ${(err as Error)?.message ?? String(err)}` };
-}
-
-function statusOf(err: unknown): number | undefined {
-  return err instanceof ApiException ? (err as ApiException<unknown>).code : undefined;
-}
-
-/** Milliseconds since the epoch of a Lease time (a V1MicroTime, a Date, or the string the client leaves it as). */
-function timeOf(value: unknown): number {
-  if (value instanceof Date) return value.getTime();
-  return typeof value === 'string' ? Date.parse(value) : Number.NaN;
-}
-
-function microTimeText(value: unknown): string | undefined {
-  if (value instanceof Date) return new V1MicroTime(value.getTime()).toISOString();
-  return typeof value === 'string' ? value : undefined;
-}
-
-/** When the Lease stops protecting its holder; -Infinity when it has none or cannot be judged. */
-function expiryOf(lease: V1Lease): number {
-  const spec = lease.spec;
-  if (!spec?.holderIdentity) return Number.NEGATIVE_INFINITY;
-  const renewed = timeOf(spec.renewTime ?? spec.acquireTime);
-  const seconds = spec.leaseDurationSeconds;
-  if (!Number.isFinite(renewed) || typeof seconds !== 'number') return Number.NEGATIVE_INFINITY;
-  return renewed + seconds * 1000;
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -252,18 +202,6 @@ function delay(ms: number): Promise<void> {
 function settledOrAfter(promise: Promise<void>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
-}
-
-/** The API calls and error wording a held lock needs from its storage. */
-interface LeaseContext {
-  readonly coordination: CoordinationV1Api;
-  readonly namespace: string;
-  readonly identity: string;
-  /** A renewal that takes longer than this has failed (the Lease would have lapsed anyway). */
-  readonly heartbeatTimeoutMs: number;
-  /** Per-request client options: a timeout of `timeoutMs` (default: the storage's request timeout). */
-  call(timeoutMs?: number): ConfigurationOptions;
-  ioError(action: string, err: unknown, details?: Record<string, unknown>): FairwayError;
 }
 
 export class SecretStorage implements Storage {
@@ -277,7 +215,7 @@ export class SecretStorage implements Storage {
   readonly #pollMs: number;
   readonly #requestTimeoutMs: number;
   readonly #core: CoreV1Api;
-  readonly #coordination: CoordinationV1Api;
+  readonly #leaseContext: LeaseContext;
   readonly #labels: Record<string, string>;
   /** Names of Secrets of this store this instance last saw existing: a hint for put(), bounded. */
   readonly #seen = new Set<string>();
@@ -309,7 +247,14 @@ export class SecretStorage implements Storage {
     this.#identity = identity;
     this.#server = kubeConfig.getCurrentCluster()?.server ?? '(no current cluster)';
     this.#core = kubeConfig.makeApiClient(CoreV1Api);
-    this.#coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.#leaseContext = {
+      coordination: kubeConfig.makeApiClient(CoordinationV1Api),
+      namespace,
+      identity,
+      heartbeatTimeoutMs: Math.min(this.#requestTimeoutMs, this.#staleMs),
+      call: (ms) => this.#call(ms),
+      ioError: (a, e, d) => this.#ioError(a, e, d),
+    };
     this.#labels = { [MANAGED_BY_LABEL]: 'fairway', [STORAGE_LABEL]: prefix };
     this.description = `Kubernetes Secrets ${STORAGE_LABEL}=${prefix} in namespace ${namespace} at ${this.#server}`;
   }
@@ -450,20 +395,21 @@ export class SecretStorage implements Storage {
     const leave = await this.#enterGate(leaseName, deadline, () =>
       this.#timeout(name, leaseName, timeoutMs, `another caller of this instance (${JSON.stringify(this.#identity)})`, { holder: this.#identity }),
     );
+    const claim = {
+      name: leaseName,
+      durationSeconds: Math.max(1, Math.ceil(this.#staleMs / 1000)),
+      labels: this.#labels,
+      annotations: { [LOCK_ANNOTATION]: name },
+      where: `Lease ${this.#namespace}/${leaseName} (lock ${JSON.stringify(name)})`,
+      details: { lock: name },
+    };
     try {
       let races = 0;
       for (;;) {
-        const attempt = await this.#tryAcquire(name, leaseName);
-        if ('lease' in attempt) {
-          const context: LeaseContext = {
-            coordination: this.#coordination,
-            namespace: this.#namespace,
-            identity: this.#identity,
-            heartbeatTimeoutMs: Math.min(this.#requestTimeoutMs, this.#staleMs),
-            call: (ms) => this.#call(ms),
-            ioError: (a, e, d) => this.#ioError(a, e, d),
-          };
-          return new LeaseLock(context, name, attempt.lease, this.#heartbeatMs, leave);
+        const attempt = await tryAcquireLease(this.#leaseContext, claim);
+        if (attempt.lease) {
+          const held = new HeldLease(this.#leaseContext, attempt.lease, claim, { renewMs: this.#heartbeatMs, onReleased: leave });
+          return { release: () => held.release() };
         }
         if (attempt.race && races++ < MAX_RACE_RETRIES) continue;
         races = 0;
@@ -505,66 +451,6 @@ export class SecretStorage implements Storage {
     }
   }
 
-  /**
-   * One attempt at the Lease: `{ lease }` when it is ours now; `{ race: true }` when it
-   * changed under us and is worth another look at once; `{ held }` when someone holds it.
-   */
-  async #tryAcquire(name: string, leaseName: string): Promise<{ lease: V1Lease } | { race: true; held?: undefined } | { held: V1Lease; race?: undefined }> {
-    const where = `Lease ${this.#namespace}/${leaseName} (lock ${JSON.stringify(name)})`;
-    const now = new V1MicroTime();
-    const spec = { holderIdentity: this.#identity, leaseDurationSeconds: Math.max(1, Math.ceil(this.#staleMs / 1000)), acquireTime: now, renewTime: now };
-    try {
-      const lease = await this.#coordination.createNamespacedLease({
-        namespace: this.#namespace,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name: leaseName, namespace: this.#namespace, labels: { ...this.#labels }, annotations: { [LOCK_ANNOTATION]: name } },
-          spec: { ...spec, leaseTransitions: 0 },
-        },
-      }, this.#call());
-      return { lease };
-    } catch (err) {
-      if (statusOf(err) !== 409) throw this.#ioError(`cannot create ${where}`, err, { lock: name });
-    }
-    let current: V1Lease;
-    try {
-      current = await this.#coordination.readNamespacedLease({ name: leaseName, namespace: this.#namespace }, this.#call());
-    } catch (err) {
-      if (statusOf(err) === 404) return { race: true }; // released in between
-      throw this.#ioError(`cannot read ${where}`, err, { lock: name });
-    }
-    if (expiryOf(current) >= Date.now()) return { held: current };
-    // Abandoned: take it over, on the condition that nobody changed it since we read it.
-    const taken = new V1MicroTime();
-    const previous = current.spec?.holderIdentity;
-    const transitions = (current.spec?.leaseTransitions ?? 0) + (previous === this.#identity ? 0 : 1);
-    try {
-      const lease = await this.#coordination.replaceNamespacedLease({
-        name: leaseName,
-        namespace: this.#namespace,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: leaseName,
-            namespace: this.#namespace,
-            resourceVersion: current.metadata?.resourceVersion,
-            labels: { ...current.metadata?.labels, ...this.#labels },
-            annotations: { ...current.metadata?.annotations, [LOCK_ANNOTATION]: name },
-          },
-          spec: { ...spec, acquireTime: taken, renewTime: taken, leaseTransitions: transitions },
-        },
-      }, this.#call());
-      return { lease };
-    } catch (err) {
-      const status = statusOf(err);
-      if (status === 409) return { held: current }; // another waiter won; it holds a fresh Lease now
-      if (status === 404) return { race: true };
-      throw this.#ioError(`cannot take over ${where}`, err, { lock: name });
-    }
-  }
-
   /** A JSON patch test failed: say which key the Secret holds, or pass the API's answer on. */
   async #explainRefusedPatch(name: string, key: string, where: string, cause: unknown): Promise<void> {
     let secret: V1Secret;
@@ -586,18 +472,7 @@ export class SecretStorage implements Storage {
 
   /** Client options for one request: it is aborted after `timeoutMs`. */
   #call(timeoutMs = this.#requestTimeoutMs): ConfigurationOptions {
-    return {
-      middleware: [
-        {
-          pre: (request) => {
-            request.setSignal(AbortSignal.timeout(timeoutMs));
-            return new Observable(Promise.resolve(request));
-          },
-          post: (response) => new Observable(Promise.resolve(response)),
-        },
-      ],
-      middlewareMergeStrategy: 'append',
-    };
+    return withTimeout(timeoutMs);
   }
 
   #see(name: string, exists: boolean): void {
@@ -627,7 +502,7 @@ export class SecretStorage implements Storage {
   }
 
   #ioError(action: string, err: unknown, details: Record<string, unknown> = {}): FairwayError {
-    const failure = failureOf(err, this.#server, this.#requestTimeoutMs);
+    const failure = apiFailure(err, this.#server, this.#requestTimeoutMs);
     return new FairwayError('FW_STORAGE_IO', `${action}: ${failure.message}`, { namespace: this.#namespace, server: this.#server, status: failure.status, reason: failure.reason, ...details }, { cause: err });
   }
 }
@@ -635,136 +510,4 @@ export class SecretStorage implements Storage {
 /** A JSON pointer token (RFC 6901). */
 function pointer(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-/** A held Lease: renewed by a heartbeat until released or lost. */
-class LeaseLock implements StorageLock {
-  readonly #context: LeaseContext;
-  readonly #name: string;
-  readonly #leaseName: string;
-  readonly #uid: string | undefined;
-  readonly #acquireTime: string | undefined;
-  readonly #leave: () => void;
-  readonly #timer: NodeJS.Timeout;
-  #lease: V1Lease;
-  #lost = false;
-  #beat: Promise<void> | undefined;
-  #releasing: Promise<void> | undefined;
-
-  constructor(context: LeaseContext, name: string, lease: V1Lease, heartbeatMs: number, leave: () => void) {
-    this.#context = context;
-    this.#name = name;
-    this.#lease = lease;
-    this.#leaseName = lease.metadata?.name ?? '';
-    this.#uid = lease.metadata?.uid;
-    this.#acquireTime = microTimeText(lease.spec?.acquireTime);
-    this.#leave = leave;
-    this.#timer = setInterval(() => this.#heartbeat(), heartbeatMs).unref();
-  }
-
-  get #where(): string {
-    return `Lease ${this.#context.namespace}/${this.#leaseName} (lock ${JSON.stringify(this.#name)})`;
-  }
-
-  /** Still this lock's Lease: same object, same holder, same acquisition. */
-  #mine(lease: V1Lease): boolean {
-    return lease.metadata?.uid === this.#uid && lease.spec?.holderIdentity === this.#context.identity && microTimeText(lease.spec?.acquireTime) === this.#acquireTime;
-  }
-
-  #heartbeat(): void {
-    if (this.#beat || this.#lost || this.#releasing) return;
-    this.#beat = this.#renew()
-      .catch(() => {}) // A failed heartbeat is retried at the next tick.
-      .finally(() => (this.#beat = undefined));
-  }
-
-  async #renew(): Promise<void> {
-    const { coordination, namespace } = this.#context;
-    const lease = this.#lease;
-    try {
-      this.#lease = await coordination.replaceNamespacedLease({
-        name: this.#leaseName,
-        namespace,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: {
-            name: this.#leaseName,
-            namespace,
-            uid: this.#uid,
-            resourceVersion: lease.metadata?.resourceVersion,
-            labels: lease.metadata?.labels,
-            annotations: lease.metadata?.annotations,
-          },
-          // acquireTime stays the server's own text (six digits); renewTime is a V1MicroTime.
-          spec: { ...lease.spec, renewTime: new V1MicroTime() },
-        },
-      }, this.#context.call(this.#context.heartbeatTimeoutMs));
-    } catch (err) {
-      const status = statusOf(err);
-      if (status === 404) this.#stop();
-      else if (status === 409) await this.#reread();
-      else throw err;
-    }
-  }
-
-  /** After a conflict: keep the fresh Lease if it is still ours (the next beat renews it), else the lock is lost. */
-  async #reread(): Promise<void> {
-    try {
-      const fresh = await this.#context.coordination.readNamespacedLease({ name: this.#leaseName, namespace: this.#context.namespace }, this.#context.call(this.#context.heartbeatTimeoutMs));
-      if (this.#mine(fresh)) this.#lease = fresh;
-      else this.#stop();
-    } catch (err) {
-      if (statusOf(err) === 404) this.#stop();
-      else throw err;
-    }
-  }
-
-  #stop(): void {
-    this.#lost = true;
-    clearInterval(this.#timer);
-  }
-
-  release(): Promise<void> {
-    if (this.#releasing) return this.#releasing.catch(() => {});
-    this.#releasing = (async () => {
-      clearInterval(this.#timer);
-      await this.#beat;
-      try {
-        if (!this.#lost) await this.#deleteLease();
-      } finally {
-        this.#lost = true;
-        this.#leave();
-      }
-    })();
-    return this.#releasing;
-  }
-
-  async #deleteLease(): Promise<void> {
-    const { coordination, namespace } = this.#context;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await coordination.deleteNamespacedLease({
-          name: this.#leaseName,
-          namespace,
-          body: { preconditions: { uid: this.#uid, resourceVersion: this.#lease.metadata?.resourceVersion } },
-        }, this.#context.call());
-        return;
-      } catch (err) {
-        const status = statusOf(err);
-        if (status === 404) return;
-        if (status !== 409 || attempt >= MAX_RACE_RETRIES) throw this.#context.ioError(`cannot release ${this.#where}`, err, { lock: this.#name });
-      }
-      // The Lease changed since we last saw it: delete it only if it is still ours.
-      let fresh: V1Lease;
-      try {
-        fresh = await coordination.readNamespacedLease({ name: this.#leaseName, namespace }, this.#context.call());
-      } catch (err) {
-        if (statusOf(err) === 404) return;
-        throw this.#context.ioError(`cannot release ${this.#where}`, err, { lock: this.#name });
-      }
-      if (!this.#mine(fresh)) return;
-      this.#lease = fresh;
-    }
-  }
 }

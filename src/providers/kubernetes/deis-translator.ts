@@ -35,6 +35,12 @@
  *   (as for the whitelist). `versionHeaderAllowFrom` without `versionHeader: "true"` on the
  *   same Service is reported and ignored; a list without one valid entry turns that
  *   Service's header off (reported) rather than opening it to every client.
+ * - Handling (Fairway additions, merged over the app's versions):
+ *   `router.deis.io/bodySize` (nginx size: bytes, or with `k`/`m`/`g`; `0` is no limit,
+ *   as nginx's `client_max_body_size 0`) — the largest any version sets, else the
+ *   router-wide `limits.maxBodySize`; `router.deis.io/compression` (`true`/`false`) —
+ *   off if any version says `false`, else on if any says `true`, else the router-wide
+ *   `compression.enabled`.
  * - Domain policy (`TranslateInput.domainPolicy`, when set): a Service's domain is kept
  *   only if a rule names its namespace (or `*`) and covers the domain; otherwise it is
  *   reported and not routed, before host conflicts are decided (a refused claim takes no
@@ -46,7 +52,7 @@
  *   (for the whitelist: each invalid entry is dropped, the valid ones kept).
  */
 import { canonicalCidr } from '../../config/cidr.js';
-import type { AppPolicy, AppSpec, DomainRule, EndpointSpec, UnroutedReason, VersionPick, VersionSpec } from '../../model.js';
+import type { AppHandling, AppPolicy, AppSpec, DomainRule, EndpointSpec, UnroutedReason, VersionPick, VersionSpec } from '../../model.js';
 import { parseNginxTime } from './nginx-time.js';
 
 export const ROUTABLE_LABEL = 'router.deis.io/routable';
@@ -64,6 +70,8 @@ export const A = {
   sticky: 'router.deis.io/sticky',
   versionHeader: 'router.deis.io/versionHeader',
   versionHeaderAllowFrom: 'router.deis.io/versionHeaderAllowFrom',
+  bodySize: 'router.deis.io/bodySize',
+  compression: 'router.deis.io/compression',
 } as const;
 
 /** The parts of a Service the translator reads (structurally compatible with the client's V1Service). */
@@ -120,6 +128,7 @@ interface Version {
   sslEnforce: boolean;
   policy: AppPolicy;
   pick: VersionPick;
+  handling: AppHandling;
 }
 
 export function translate(input: TranslateInput): Translation {
@@ -209,6 +218,7 @@ export function translate(input: TranslateInput): Translation {
       tls: { sslEnforce: g.versions.some((v) => v.sslEnforce), hsts: undefined, acme: true, certificates: [] },
       policy: mergePolicies(g.versions.map((v) => v.policy)),
       versionPick: mergeVersionPicks(g.versions.map((v) => v.pick)),
+      ...mergeHandling(g.versions.map((v) => v.handling)),
       source: 'kubernetes',
     };
     appParts.set(spec, g.versions);
@@ -285,6 +295,7 @@ function parseService(service: KService, slicesByService: ReadonlyMap<string, KE
   const sslEnforce = parseBoolean(ann[A.sslEnforce], A.sslEnforce, report);
   const policy = policyOf(ann, report);
   const pick = versionPickOf(ann, report);
+  const handling = handlingOf(ann, report);
 
   const endpoints = endpointsOf(service, slices, report);
   const parsed: ParsedService = {
@@ -301,6 +312,7 @@ function parseService(service: KService, slicesByService: ReadonlyMap<string, KE
       sslEnforce,
       policy,
       pick,
+      handling,
     },
   };
   cache?.services.set(service, { slices, platformDomain: input.platformDomain, domainPolicy: input.domainPolicy, parsed });
@@ -366,6 +378,43 @@ function mergePolicies(policies: readonly AppPolicy[]): AppPolicy {
     connectTimeout: longest(policies.map((p) => p.connectTimeout)),
     readTimeout: longest(policies.map((p) => p.readTimeout)),
   };
+}
+
+const NGINX_SIZE = /^(\d+)([kmg]?)$/i;
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** One Service's body size and compression annotations; invalid values are reported and fall back to the router-wide settings. */
+function handlingOf(ann: Record<string, string>, report: (field: string, message: string) => void): AppHandling {
+  const handling: { -readonly [K in keyof AppHandling]: AppHandling[K] } = {};
+  const rawSize = ann[A.bodySize];
+  if (rawSize !== undefined) {
+    const m = NGINX_SIZE.exec(rawSize.trim());
+    const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : NaN;
+    if (!Number.isSafeInteger(bytes)) report(A.bodySize, `"${rawSize}" must be an nginx size like 512k, 10m or 1g (a bare number is bytes, 0 is no limit); using the router-wide limits.maxBodySize`);
+    else handling.bodySize = bytes === 0 ? Number.MAX_SAFE_INTEGER : bytes;
+  }
+  const rawCompression = ann[A.compression];
+  if (rawCompression !== undefined) {
+    const v = rawCompression.trim().toLowerCase();
+    if (v === 'true' || v === 'false') handling.compression = v === 'true';
+    else report(A.compression, `"${rawCompression}" must be "true" or "false"; using the router-wide compression.enabled`);
+  }
+  return handling;
+}
+
+/**
+ * An app's handling from its versions': the largest body size set; compression off if any
+ * version turns it off, else on if any turns it on. `{}` when no version sets anything
+ * (the AppSpec then has no `handling`).
+ */
+function mergeHandling(all: readonly AppHandling[]): { handling?: AppHandling } {
+  const sizes = all.flatMap((h) => (h.bodySize === undefined ? [] : [h.bodySize]));
+  const switches = all.flatMap((h) => (h.compression === undefined ? [] : [h.compression]));
+  if (sizes.length === 0 && switches.length === 0) return {};
+  const handling: { -readonly [K in keyof AppHandling]: AppHandling[K] } = {};
+  if (sizes.length > 0) handling.bodySize = Math.max(...sizes);
+  if (switches.length > 0) handling.compression = !switches.includes(false);
+  return { handling };
 }
 
 /** One Service's sticky and version-header annotations; invalid values are reported and fall back to off. */

@@ -92,15 +92,23 @@ export class KubernetesProvider implements Provider {
   readonly #translated = new TranslateCache();
   /** app → version → the Service that defines it (to patch weights). */
   #owners = new Map<string, Map<string, { namespace: string; name: string }>>();
+  readonly #serviceListeners = new Set<() => void>();
+  readonly #synced: Promise<void>;
+  #resolveSynced!: () => void;
 
   constructor(options: KubernetesProviderOptions) {
     this.#o = options;
     const kc = options.kubeConfig;
     this.#core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.#synced = new Promise((resolve) => (this.#resolveSynced = resolve));
     const common = { kubeConfig: kc, logger: options.logger, backoff: options.backoff, watchdogMs: options.watchdogMs, onChange: () => this.#changed() };
     this.#services = new ResilientWatch<V1Service>({
       ...common,
+      onChange: () => {
+        this.#changed();
+        this.#servicesChanged();
+      },
       what: 'services',
       path: '/api/v1/services',
       labelSelector: `${ROUTABLE_LABEL}=true`,
@@ -167,6 +175,35 @@ export class KubernetesProvider implements Provider {
   /** True once every watch has listed at least once and the state made of it was sent (readiness). */
   get synced(): boolean {
     return this.#published;
+  }
+
+  /** Resolves once the first full state was sent (see {@link synced}); never if stopped before. */
+  whenSynced(): Promise<void> {
+    return this.#synced;
+  }
+
+  /** The routable Services as the informer cache holds them now (shared objects: do not change them). */
+  services(): readonly V1Service[] {
+    return this.#services.list();
+  }
+
+  /** The Service that defines `version` of `app`, as of the last recompute. */
+  serviceOf(app: string, version: string): { namespace: string; name: string } | undefined {
+    return this.#owners.get(app)?.get(version);
+  }
+
+  /**
+   * Calls `listener` after every change of a routable Service in the cache and after
+   * every recompute (so {@link serviceOf} is current then); returns the function that
+   * unsubscribes. For readers of Service annotations (the cutover store).
+   */
+  onServicesChange(listener: () => void): () => void {
+    this.#serviceListeners.add(listener);
+    return () => this.#serviceListeners.delete(listener);
+  }
+
+  #servicesChanged(): void {
+    for (const listener of [...this.#serviceListeners]) listener();
   }
 
   #listed(): boolean {
@@ -242,6 +279,8 @@ export class KubernetesProvider implements Provider {
       problems: problems.map((p) => ({ object: `${p.namespace}/${p.service}`, field: p.field, message: p.message, ...(p.unrouted ? { unrouted: p.unrouted } : {}) })),
     });
     this.#published = true;
+    this.#resolveSynced();
+    this.#servicesChanged();
   }
 
   /** Tells the certificate manager when a storage Secret changed (another replica stored a certificate). */
