@@ -14,7 +14,7 @@ import { RequestStats } from '../src/observability/request-stats.js';
 import { AcmeChallenges } from '../src/tls/acme-challenges.js';
 import { CertificateStore } from '../src/tls/certificate-store.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
 const ups: TestUpstream[] = [];
 async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
@@ -30,17 +30,6 @@ async function router(yaml: string): Promise<TestRouter> {
   const r = await startTestRouter(yaml);
   t.teardown(() => r.close());
   return r;
-}
-
-/** Waits for a log line: lines are written asynchronously after the response. */
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
 }
 
 const snapshotOf = (yaml: string, file = 'policies.yaml'): Snapshot => {

@@ -9,7 +9,7 @@ import { UpstreamRegistry } from '../src/data/upstream-registry.js';
 import type { Snapshot } from '../src/model.js';
 import { RequestStats } from '../src/observability/request-stats.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
 const ups: TestUpstream[] = [];
 t.teardown(async () => {
@@ -25,16 +25,6 @@ async function router(yaml: string): Promise<TestRouter> {
   const r = await startTestRouter(yaml);
   t.teardown(() => r.close());
   return r;
-}
-
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
 }
 
 const snapshotOf = (yaml: string): Snapshot => {

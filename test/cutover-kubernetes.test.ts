@@ -22,7 +22,7 @@ import { KubernetesProvider } from '../src/providers/kubernetes/kubernetes-provi
 import { cutoverStoreContract, record } from './cutover-store-contract.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from './helpers/kube-api-server.js';
 import { runCli, type CliResult } from './helpers/router-process.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, snapshotWhere } from './helpers/test-router.js';
 import { refusedAddress, startUpstream, type TestUpstream } from './helpers/upstreams.js';
 
 const HOST = 'web.example.com';
@@ -100,25 +100,6 @@ async function nameOf(r: TestRouter): Promise<string> {
 
 const webOf = (s: Snapshot) => s.apps.find((a) => a.name === 'web');
 const weightsOf = (a: AppSpec | undefined) => Object.fromEntries((a?.versions ?? []).map((v) => [v.name, v.weight]));
-
-/** Resolves with the first live snapshot (now or later) that satisfies `test`. */
-function snapshotWhere(r: TestRouter, test: (s: Snapshot) => boolean, what: string, ms = 10_000): Promise<Snapshot> {
-  const cp = r.router.controlPlane;
-  if (cp.snapshot && test(cp.snapshot)) return Promise.resolve(cp.snapshot);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cp.off('snapshot', on);
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    const on = (s: Snapshot) => {
-      if (!test(s)) return;
-      clearTimeout(timer);
-      cp.off('snapshot', on);
-      resolve(s);
-    };
-    cp.on('snapshot', on);
-  });
-}
 
 /** Resolves with the first decision of web's cutover matching `test` that `r` shows, recorded already or to come. */
 function decision(r: TestRouter, test: (d: CutoverDecision) => boolean): Promise<CutoverDecision> {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { parseConfig, ConfigError } from '../src/config/load-config.js';
 import { translate, type KService } from '../src/providers/kubernetes/deis-translator.js';
 import { refusedAddress, startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
 const ups: TestUpstream[] = [];
 async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
@@ -29,16 +29,6 @@ async function router(yaml: string, dir?: string): Promise<TestRouter> {
   const r = await startTestRouter(yaml, { dir });
   t.teardown(() => r.close());
   return r;
-}
-
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
 }
 
 const PAGES = {

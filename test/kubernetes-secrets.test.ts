@@ -13,7 +13,7 @@ import { Watch } from '@kubernetes/client-node';
 import { generateSelfSigned } from '../src/tls/self-signed.js';
 import type { Snapshot } from '../src/model.js';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from './helpers/kube-api-server.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, snapshotWhere } from './helpers/test-router.js';
 import { hello } from './helpers/tls-client.js';
 import { startUpstream } from './helpers/upstreams.js';
 
@@ -71,25 +71,6 @@ async function router(t: Test, api: KubeApiServer, extraYaml = ''): Promise<Test
   });
   t.teardown(() => r.close());
   return r;
-}
-
-/** Resolves with the first live snapshot (now or later) that satisfies `test`. */
-function snapshotWhere(r: TestRouter, test: (s: Snapshot) => boolean, what: string, ms = 10_000): Promise<Snapshot> {
-  const cp = r.router.controlPlane;
-  if (cp.snapshot && test(cp.snapshot)) return Promise.resolve(cp.snapshot);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cp.off('snapshot', on);
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    const on = (s: Snapshot) => {
-      if (!test(s)) return;
-      clearTimeout(timer);
-      cp.off('snapshot', on);
-      resolve(s);
-    };
-    cp.on('snapshot', on);
-  });
 }
 
 /** The serial the HTTPS listener presents for `servername` once the certificate manager applied the snapshot. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from './helpers/kube-api-server.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, snapshotWhere } from './helpers/test-router.js';
 import { tally } from './helpers/sample.js';
 import { runCli } from './helpers/router-process.js';
 import type { Snapshot } from '../src/model.js';
@@ -53,25 +53,6 @@ async function router(t: Test, api: KubeApiServer, extraYaml = ''): Promise<Test
   });
   t.teardown(() => r.close());
   return r;
-}
-
-/** Resolves with the first live snapshot (now or later) that satisfies `test`. */
-function snapshotWhere(r: TestRouter, test: (s: Snapshot) => boolean, what: string, ms = 10_000): Promise<Snapshot> {
-  const cp = r.router.controlPlane;
-  if (cp.snapshot && test(cp.snapshot)) return Promise.resolve(cp.snapshot);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cp.off('snapshot', on);
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    const on = (s: Snapshot) => {
-      if (!test(s)) return;
-      clearTimeout(timer);
-      cp.off('snapshot', on);
-      resolve(s);
-    };
-    cp.on('snapshot', on);
-  });
 }
 
 const app = (s: Snapshot, name: string) => s.apps.find((a) => a.name === name);

@@ -6,7 +6,7 @@ import { Client } from 'undici';
 import { parseConfig, ConfigError } from '../src/config/load-config.js';
 import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, V2_SIGNATURE, type ProxiedAddresses } from '../src/data/proxy-protocol.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
 // --- helpers -------------------------------------------------------------------------
 
@@ -24,16 +24,6 @@ async function router(yaml: string): Promise<TestRouter> {
   const r = await startTestRouter(yaml);
   t.teardown(() => r.close());
   return r;
-}
-
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
 }
 
 const v4 = (source: string, destination = '192.0.2.1', sourcePort = 40000, destinationPort = 80): ProxiedAddresses =>

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { startUpstream, refusedAddress, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 import { tally } from './helpers/sample.js';
 
 const ups: TestUpstream[] = [];
@@ -264,17 +264,6 @@ t.test('one JSON access-log line per request with the documented fields', async 
   t.type(line.duration, 'number');
   t.type(line.upstreamDuration, 'number');
 });
-
-/** Waits for a log line: lines are written asynchronously after the response. */
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
-}
 
 /** Sends raw bytes and returns everything the router answered before closing. */
 function rawRequest(r: TestRouter, text: string): Promise<string> {

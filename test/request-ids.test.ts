@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseConfig } from '../src/config/load-config.js';
 import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
 const ups: TestUpstream[] = [];
 async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
@@ -17,16 +17,6 @@ async function router(yaml: string): Promise<TestRouter> {
   const r = await startTestRouter(yaml);
   t.teardown(() => r.close());
   return r;
-}
-
-async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const found = r.logs.find(match);
-    if (found) return found;
-    r.router.logger.flush();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  throw new Error('log line not found');
 }
 
 /** nginx's `$request_id`: 32 lower-case hex digits. */

@@ -95,4 +95,35 @@ export async function startTestRouter(yaml: string, options: { dir?: string; acm
   };
 }
 
+
+/** Waits for a log line: lines are written asynchronously after the response. */
+export async function waitForLog(r: TestRouter, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 200; i++) {
+    const found = r.logs.find(match);
+    if (found) return found;
+    r.router.logger.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error('log line not found');
+}
+
+/** Resolves with the first live snapshot (now or later) that satisfies `test`. */
+export function snapshotWhere(r: TestRouter, test: (s: Snapshot) => boolean, what: string, ms = 10_000): Promise<Snapshot> {
+  const cp = r.router.controlPlane;
+  if (cp.snapshot && test(cp.snapshot)) return Promise.resolve(cp.snapshot);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cp.off('snapshot', on);
+      reject(new Error(`timed out waiting for ${what}`));
+    }, ms);
+    const on = (s: Snapshot) => {
+      if (!test(s)) return;
+      clearTimeout(timer);
+      cp.off('snapshot', on);
+      resolve(s);
+    };
+    cp.on('snapshot', on);
+  });
+}
+
 export { once };
