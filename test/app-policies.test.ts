@@ -13,24 +13,12 @@ import { createLogger } from '../src/observability/logger.js';
 import { RequestStats } from '../src/observability/request-stats.js';
 import { AcmeChallenges } from '../src/tls/acme-challenges.js';
 import { CertificateStore } from '../src/tls/certificate-store.js';
-import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
+import { upstreamStarter } from './helpers/upstreams.js';
+import { waitForLog, routerStarter } from './helpers/test-router.js';
 
-const ups: TestUpstream[] = [];
-async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
-  const u = await startUpstream(name, handler);
-  ups.push(u);
-  return u;
-}
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 const snapshotOf = (yaml: string, file = 'policies.yaml'): Snapshot => {
   const c = parseConfig(yaml, file);

@@ -8,24 +8,12 @@ import { RouteTable } from '../src/data/route-table.js';
 import { UpstreamRegistry } from '../src/data/upstream-registry.js';
 import type { Snapshot } from '../src/model.js';
 import { RequestStats } from '../src/observability/request-stats.js';
-import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
+import { upstreamStarter } from './helpers/upstreams.js';
+import { waitForLog, routerStarter } from './helpers/test-router.js';
 
-const ups: TestUpstream[] = [];
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
-async function upstream(name: string): Promise<TestUpstream> {
-  const u = await startUpstream(name);
-  ups.push(u);
-  return u;
-}
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 const snapshotOf = (yaml: string): Snapshot => {
   const c = parseConfig(yaml, 'client-ip.yaml');

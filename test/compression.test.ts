@@ -9,25 +9,13 @@ import { request } from 'undici';
 import { parseConfig, ConfigError } from '../src/config/load-config.js';
 import { negotiate } from '../src/data/compression-policy.js';
 import { translate, type KService } from '../src/providers/kubernetes/deis-translator.js';
-import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
+import { upstreamStarter } from './helpers/upstreams.js';
 import { startRouterProcess } from './helpers/router-process.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { routerStarter } from './helpers/test-router.js';
 
-const ups: TestUpstream[] = [];
-async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
-  const u = await startUpstream(name, handler);
-  ups.push(u);
-  return u;
-}
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 /** A ~2 KB JSON document, the bench's body. */
 const JSON_BODY = JSON.stringify({ items: Array.from({ length: 24 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['alpha', 'beta'], price: i * 1.25 })) });

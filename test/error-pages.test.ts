@@ -5,18 +5,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { parseConfig, ConfigError } from '../src/config/load-config.js';
 import { translate, type KService } from '../src/providers/kubernetes/deis-translator.js';
-import { refusedAddress, startUpstream, type TestUpstream } from './helpers/upstreams.js';
+import { refusedAddress, upstreamStarter } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
 
-const ups: TestUpstream[] = [];
-async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
-  const u = await startUpstream(name, handler);
-  ups.push(u);
-  return u;
-}
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
+const upstream = upstreamStarter(t);
 
 /** A temp directory holding `files` (name → content), for configs that name page files. */
 function dirWith(files: Record<string, string>): string {

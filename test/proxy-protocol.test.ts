@@ -5,26 +5,14 @@ import { connect as tlsConnect } from 'node:tls';
 import { Client } from 'undici';
 import { parseConfig, ConfigError } from '../src/config/load-config.js';
 import { encodeProxyHeader, MAX_HEADER_BYTES, parseProxyHeader, V2_SIGNATURE, type ProxiedAddresses } from '../src/data/proxy-protocol.js';
-import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
+import { upstreamStarter } from './helpers/upstreams.js';
+import { type TestRouter, waitForLog, routerStarter } from './helpers/test-router.js';
 
 // --- helpers -------------------------------------------------------------------------
 
-const ups: TestUpstream[] = [];
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
-async function upstream(name: string): Promise<TestUpstream> {
-  const u = await startUpstream(name);
-  ups.push(u);
-  return u;
-}
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 const v4 = (source: string, destination = '192.0.2.1', sourcePort = 40000, destinationPort = 80): ProxiedAddresses =>
   ({ sourceAddress: source, sourcePort, destinationAddress: destination, destinationPort, family: 'IPv4' });

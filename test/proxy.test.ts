@@ -2,25 +2,13 @@ import t from 'tap';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { startUpstream, refusedAddress, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
+import { refusedAddress, upstreamStarter } from './helpers/upstreams.js';
+import { startTestRouter, type TestRouter, waitForLog, routerStarter } from './helpers/test-router.js';
 import { tally } from './helpers/sample.js';
 
-const ups: TestUpstream[] = [];
-async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
-  const u = await startUpstream(name, handler);
-  ups.push(u);
-  return u;
-}
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 const upstreamOf = (a: { json(): { upstream: string } }) => a.json().upstream;
 

@@ -1,23 +1,11 @@
 import t from 'tap';
 import { parseConfig } from '../src/config/load-config.js';
-import { startUpstream, type TestUpstream } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter, waitForLog } from './helpers/test-router.js';
+import { upstreamStarter } from './helpers/upstreams.js';
+import { waitForLog, routerStarter } from './helpers/test-router.js';
 
-const ups: TestUpstream[] = [];
-async function upstream(name: string, handler?: Parameters<typeof startUpstream>[1]) {
-  const u = await startUpstream(name, handler);
-  ups.push(u);
-  return u;
-}
-t.teardown(async () => {
-  await Promise.all(ups.map((u) => u.close()));
-});
+const upstream = upstreamStarter(t);
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 /** nginx's `$request_id`: 32 lower-case hex digits. */
 const NGINX_ID = /^[0-9a-f]{32}$/;

@@ -2,7 +2,7 @@ import t from 'tap';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { refusedAddress } from './helpers/upstreams.js';
-import { startTestRouter, type TestRouter } from './helpers/test-router.js';
+import { routerStarter } from './helpers/test-router.js';
 
 /** A TCP server that answers every byte with the same byte, after a banner naming itself. */
 async function echoServer(name: string): Promise<{ server: Server; address: string }> {
@@ -25,11 +25,7 @@ ${extra}
 apps: {}
 `;
 
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(yaml);
-  t.teardown(() => r.close());
-  return r;
-}
+const router = routerStarter(t);
 
 /** Connects to a TCP route, sends `payload`, resolves with everything received until `expected` bytes arrived. */
 function exchange(port: number, payload: Buffer, expected: number): Promise<Buffer> {

@@ -126,4 +126,13 @@ export function snapshotWhere(r: TestRouter, test: (s: Snapshot) => boolean, wha
   });
 }
 
+/** `startTestRouter(yaml)` for one test file: every router it starts is closed when `t` ends. */
+export function routerStarter(t: { teardown(fn: () => unknown): void }): (yaml: string) => Promise<TestRouter> {
+  return async (yaml) => {
+    const r = await startTestRouter(yaml);
+    t.teardown(() => r.close());
+    return r;
+  };
+}
+
 export { once };

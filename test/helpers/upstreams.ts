@@ -58,3 +58,14 @@ export async function refusedAddress(): Promise<string> {
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return `127.0.0.1:${port}`;
 }
+
+/** `startUpstream` for one test file: every upstream it starts is closed when `t` ends. */
+export function upstreamStarter(t: { teardown(fn: () => unknown): void }): (name: string, handler?: Handler) => Promise<TestUpstream> {
+  const started: TestUpstream[] = [];
+  t.teardown(() => Promise.all(started.map((u) => u.close())));
+  return async (name, handler) => {
+    const u = await startUpstream(name, handler);
+    started.push(u);
+    return u;
+  };
+}

@@ -94,6 +94,8 @@ export interface ServiceProblem {
   readonly service: string;
   readonly field: string;
   readonly message: string;
+  /** The object at fault when it is not a Service (the platform certificate Secret). */
+  readonly kind?: 'Secret';
   /** A host this Service claims that is not routed to it, and why. */
   readonly unrouted?: { readonly host: string; readonly reason: UnroutedReason };
 }

@@ -47,7 +47,7 @@ export class ProblemEvents {
 
   async #create(p: ServiceProblem, uid: string | undefined): Promise<void> {
     if (this.#forbidden) return;
-    const kind = p.field === 'Secret' ? 'Secret' : 'Service';
+    const kind = p.kind ?? 'Service';
     const digest = createHash('sha256').update(`${kind}\0${p.namespace}\0${p.service}\0${p.field}\0${p.message}`).digest('hex').slice(0, 16);
     const now = new Date();
     try {

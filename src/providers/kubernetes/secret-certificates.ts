@@ -53,7 +53,7 @@ export function secretCertificates(input: SecretCertificatesInput): { certificat
   if (platform) {
     const pem = pemOf(platform);
     if (typeof pem === 'string') {
-      problems.push({ namespace: input.routerNamespace, service: PLATFORM_CERT_SECRET, field: 'Secret', message: pem });
+      problems.push({ namespace: input.routerNamespace, service: PLATFORM_CERT_SECRET, kind: 'Secret', field: 'Secret', message: pem });
     } else {
       certificates.push({ ...pem, origin: `secret ${input.routerNamespace}/${PLATFORM_CERT_SECRET}`, role: 'platform' });
     }
