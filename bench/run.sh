@@ -6,7 +6,13 @@
 # to the origin over keep-alive connections:
 #   direct        wrk straight to the origin (the ceiling of this machine's setup)
 #   nginx         nginx, 1 worker, proxy_pass to an upstream block with keepalive 64
+#   haproxy       HAProxy, 1 thread, round-robin 9:1 with connection reuse
+#   caddy         Caddy, GOMAXPROCS=1, reverse_proxy to the origin
 #   fairway       Fairway, one process, bench/fairway-bench.yaml (90/10 weighted versions)
+#   fairway-10k   the same Fairway config plus 9,999 other apps (10,000 hosts in the table)
+#   undici-min    node:http + undici Pool.dispatch and nothing else (the floor of a Node proxy)
+#   undici-stream node:http + undici Pool.stream
+#   node-http     node:http + http.request with a keep-alive agent, piped
 #   http-proxy-3  a bare http-proxy-3 proxy with a keep-alive agent (bench/peers/)
 # and measures each with `wrk -t1 -c64 --latency`, repetitions interleaved (rep 1 of
 # every proxy, then rep 2, ...), each after a short warm-up. The proxy under test runs on
@@ -19,14 +25,16 @@
 #   BENCH_REPS=3           repetitions (interleaved)
 #   BENCH_CONNECTIONS=64   wrk connections (-c)
 #   BENCH_THREADS=1        wrk threads (-t)
-#   BENCH_PROXIES="direct nginx fairway http-proxy-3"   which to measure, in this order;
-#                          also available: fairway-nolog (a second Fairway with the access
-#                          log off, to measure what the access log costs) and undici-min
-#                          (bench/peers/undici-dispatch-proxy.mjs: node:http + undici
-#                          dispatch and nothing else, the floor of a Node proxy)
+#   BENCH_PROXIES="direct nginx haproxy caddy fairway fairway-10k undici-min undici-stream node-http http-proxy-3"
+#                          which to measure, in this order; also available: fairway-nolog (a
+#                          second Fairway with the access log off, to measure what the access
+#                          log costs). A peer that is not installed (and cannot be installed)
+#                          is skipped and named in the report.
+#   BENCH_PATH=/           the path requested: / answers 100 bytes, /1mb answers 1 MiB
 #   BENCH_PORT_BASE=18080  ports used: base, base+1 (origin), base+10/+11 (fairway http/admin),
-#                          base+12/+13 (fairway-nolog), base+20 (nginx proxy), base+30 (http-proxy-3),
-#                          base+40 (undici-min)
+#                          base+12/+13 (fairway-nolog), base+14/+15 (fairway-10k), base+20 (nginx
+#                          proxy), base+30 (http-proxy-3), base+40/41/42 (undici-min, undici-stream,
+#                          node-http), base+50 (haproxy), base+60 (caddy)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1   CPUs for the proxy under test / origin + wrk
 #   BENCH_NGINX_ACCESS_LOG=on   nginx proxy writes a buffered access log to /dev/null,
 #                          as Fairway writes its access log to /dev/null (off: no log)
@@ -65,7 +73,8 @@ WARMUP=${BENCH_WARMUP:-2}
 REPS=${BENCH_REPS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
-PROXIES=${BENCH_PROXIES:-"direct nginx fairway http-proxy-3"}
+PROXIES=${BENCH_PROXIES:-"direct nginx haproxy caddy fairway fairway-10k undici-min undici-stream node-http http-proxy-3"}
+BENCH_PATH=${BENCH_PATH:-/}
 PORT_BASE=${BENCH_PORT_BASE:-18080}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
@@ -82,6 +91,12 @@ FAIRWAY_NOLOG_ADMIN_PORT=$((PORT_BASE + 13))
 NGINX_PORT=$((PORT_BASE + 20))
 HP3_PORT=$((PORT_BASE + 30))
 UNDICI_MIN_PORT=$((PORT_BASE + 40))
+UNDICI_STREAM_PORT=$((PORT_BASE + 41))
+NODE_HTTP_PORT=$((PORT_BASE + 42))
+FAIRWAY_10K_PORT=$((PORT_BASE + 14))
+FAIRWAY_10K_ADMIN_PORT=$((PORT_BASE + 15))
+HAPROXY_PORT=$((PORT_BASE + 50))
+CADDY_PORT=$((PORT_BASE + 60))
 # The origin's answer: 100 bytes (the same as bench/peers/node-origin.mjs).
 ORIGIN_BODY='fairway bench origin: this response body is one hundred bytes long, padded with dots...............'
 
@@ -129,9 +144,18 @@ check_settings() {
     die "need BENCH_DURATION >= 1, BENCH_REPS >= 1, BENCH_THREADS >= 1 and BENCH_CONNECTIONS >= BENCH_THREADS"
   local p
   for p in $PROXIES; do
-    case "$p" in direct | nginx | fairway | fairway-nolog | http-proxy-3 | undici-min) ;; *) die "unknown proxy '$p' in BENCH_PROXIES" ;; esac
+    case "$p" in
+      direct | nginx | haproxy | caddy | fairway | fairway-10k | fairway-nolog | http-proxy-3 | undici-min | undici-stream | node-http) ;;
+      *) die "unknown proxy '$p' in BENCH_PROXIES" ;;
+    esac
   done
+  [[ "$BENCH_PATH" == / || "$BENCH_PATH" == /1mb ]] || die "BENCH_PATH must be / or /1mb (got '$BENCH_PATH')"
 }
+
+# Whether this run measures a peer (never when another bench sources this file for its functions).
+RUN_SH_MAIN=0
+[[ "${BASH_SOURCE[0]}" == "$0" ]] && RUN_SH_MAIN=1
+wanted() { [ "$RUN_SH_MAIN" = 1 ] && [[ " $PROXIES " == *" $1 "* ]]; }
 
 # nginx from BENCH_NGINX (a path; "none" to run without nginx), PATH, or /usr/sbin.
 find_nginx() {
@@ -151,6 +175,8 @@ find_tools() {
   command -v wrk >/dev/null || missing+=(wrk)
   find_nginx
   [ -n "$NGINX" ] || [ -n "${BENCH_NGINX:-}" ] || missing+=(nginx-light)
+  if wanted haproxy && ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
+  if wanted caddy && ! command -v caddy >/dev/null; then missing+=(caddy); fi
   if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]} with apt-get"
     # Install from the local package lists first; refresh them only if that fails.
@@ -168,6 +194,10 @@ find_tools() {
     log "nginx not found (${BENCH_NGINX:+BENCH_NGINX=$BENCH_NGINX; }apt-get install nginx-light): skipping the nginx peer; the origin will be a Node server"
     SKIPPED+=("nginx: nginx not installed")
   fi
+  HAPROXY=$(command -v haproxy || { [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy; } || true)
+  CADDY=$(command -v caddy || true)
+  if wanted haproxy && [ -z "$HAPROXY" ]; then log "haproxy not found (apt-get install haproxy): skipping it"; SKIPPED+=("haproxy: not installed"); fi
+  if wanted caddy && [ -z "$CADDY" ]; then log "caddy not found (apt-get install caddy): skipping it"; SKIPPED+=("caddy: not installed"); fi
   command -v taskset >/dev/null || die "taskset not found (util-linux)"
 }
 
@@ -201,7 +231,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 check_ports() {
   local port
   for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_NOLOG_PORT" \
-    "$FAIRWAY_NOLOG_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT" "$UNDICI_MIN_PORT"; do
+    "$FAIRWAY_NOLOG_ADMIN_PORT" "$FAIRWAY_10K_PORT" "$FAIRWAY_10K_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT" \
+    "$UNDICI_MIN_PORT" "$UNDICI_STREAM_PORT" "$NODE_HTTP_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
     port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
   done
 }
@@ -253,6 +284,7 @@ EOF
 
 # --- the origin: nginx `return 200` on two ports, or the Node fallback ---
 start_origin() {
+  head -c 1048576 /dev/zero | tr '\0' x >"$TMP/1mb.bin"
   if [ -n "$NGINX" ]; then
     ORIGIN_KIND=nginx
     {
@@ -268,6 +300,7 @@ $(nginx_temp_paths origin)
     listen 127.0.0.1:$ORIGIN_A_PORT;
     listen 127.0.0.1:$ORIGIN_B_PORT;
     location / { return 200 "$ORIGIN_BODY\n"; }
+    location = /1mb { alias $TMP/1mb.bin; }
   }
 }
 EOF
@@ -362,6 +395,93 @@ start_undici_min() {
   wait_ready undici-min "$UNDICI_MIN_PORT"
 }
 
+# --- reference proxies: node:http + undici Pool.stream / + http.request ---
+start_undici_stream() {
+  spawn undici-stream /dev/null "${PIN_PROXY[@]}" node "$BENCH_DIR/peers/undici-stream-proxy.mjs" "$UNDICI_STREAM_PORT" "http://127.0.0.1:$ORIGIN_A_PORT"
+  wait_ready undici-stream "$UNDICI_STREAM_PORT"
+}
+start_node_http() {
+  spawn node-http /dev/null "${PIN_PROXY[@]}" node "$BENCH_DIR/peers/node-http-proxy.mjs" "$NODE_HTTP_PORT" "http://127.0.0.1:$ORIGIN_A_PORT"
+  wait_ready node-http "$NODE_HTTP_PORT"
+}
+
+# --- proxy: HAProxy, 1 thread, the same 9:1 split and forwarded headers as nginx ---
+start_haproxy() {
+  [ -n "$HAPROXY" ] || return 1
+  cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 8000
+  pidfile $TMP/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 75s
+  timeout server 60s
+  timeout http-keep-alive 75s
+  http-reuse always
+  option forwardfor
+frontend bench
+  bind 127.0.0.1:$HAPROXY_PORT
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Port %[dst_port]
+  http-request set-header X-Request-Id %[uuid]
+  default_backend origin
+backend origin
+  balance roundrobin
+  server a 127.0.0.1:$ORIGIN_A_PORT weight 9
+  server b 127.0.0.1:$ORIGIN_B_PORT weight 1
+EOF
+  spawn haproxy /dev/null "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
+  wait_ready haproxy "$HAPROXY_PORT"
+}
+
+# --- proxy: Caddy on one core (GOMAXPROCS=1), reverse_proxy round-robin to the origin ---
+start_caddy() {
+  [ -n "$CADDY" ] || return 1
+  mkdir -p "$TMP/caddy"
+  cat >"$TMP/Caddyfile" <<EOF
+{
+  admin off
+  auto_https off
+}
+http://:$CADDY_PORT {
+  bind 127.0.0.1
+  reverse_proxy 127.0.0.1:$ORIGIN_A_PORT 127.0.0.1:$ORIGIN_B_PORT {
+    lb_policy round_robin
+  }
+}
+EOF
+  spawn caddy /dev/null env GOMAXPROCS=1 XDG_DATA_HOME="$TMP/caddy" XDG_CONFIG_HOME="$TMP/caddy" HOME="$TMP/caddy" \
+    "${PIN_PROXY[@]}" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile
+  wait_ready caddy "$CADDY_PORT"
+}
+
+# --- proxy: Fairway with 10,000 hosts: the bench app plus 9,999 apps of one host each ---
+start_fairway_10k() {
+  mkdir -p "$TMP/fairway-10k"
+  {
+    cat <<EOF
+listen:
+  http: 127.0.0.1:$FAIRWAY_10K_PORT
+  admin: 127.0.0.1:$FAIRWAY_10K_ADMIN_PORT
+log:
+  level: info
+  access: true
+apps:
+  bench:
+    domains: [$HOST_HEADER]
+    versions:
+      v1: { weight: 90, endpoints: ["127.0.0.1:$ORIGIN_A_PORT"] }
+      v2: { weight: 10, endpoints: ["127.0.0.1:$ORIGIN_B_PORT"] }
+EOF
+    awk -v a="$ORIGIN_A_PORT" 'BEGIN { for (i = 1; i < 10000; i++) printf "  app-%d:\n    domains: [app-%d.bench.test]\n    versions:\n      v1: { weight: 1, endpoints: [\"127.0.0.1:%s\"] }\n", i, i, a }'
+  } >"$TMP/fairway-10k/fairway.yaml"
+  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --config "$TMP/fairway-10k/fairway.yaml"
+  wait_ready fairway-10k "$FAIRWAY_10K_PORT"
+}
+
 port_of() {
   case "$1" in
     direct) echo "$ORIGIN_A_PORT" ;;
@@ -370,6 +490,11 @@ port_of() {
     fairway-nolog) echo "$FAIRWAY_NOLOG_PORT" ;;
     http-proxy-3) echo "$HP3_PORT" ;;
     undici-min) echo "$UNDICI_MIN_PORT" ;;
+    undici-stream) echo "$UNDICI_STREAM_PORT" ;;
+    node-http) echo "$NODE_HTTP_PORT" ;;
+    haproxy) echo "$HAPROXY_PORT" ;;
+    caddy) echo "$CADDY_PORT" ;;
+    fairway-10k) echo "$FAIRWAY_10K_PORT" ;;
   esac
 }
 
@@ -440,6 +565,11 @@ start_proxies() {
         else SKIPPED+=("fairway-nolog: did not start (see above)"); fi ;;
       http-proxy-3) if start_http_proxy_3; then MEASURED+=(http-proxy-3); else SKIPPED+=("http-proxy-3: did not start (see above)"); fi ;;
       undici-min) if start_undici_min; then MEASURED+=(undici-min); else SKIPPED+=("undici-min: did not start (see above)"); fi ;;
+      undici-stream) if start_undici_stream; then MEASURED+=(undici-stream); else SKIPPED+=("undici-stream: did not start (see above)"); fi ;;
+      node-http) if start_node_http; then MEASURED+=(node-http); else SKIPPED+=("node-http: did not start (see above)"); fi ;;
+      haproxy) if start_haproxy; then MEASURED+=(haproxy); elif [ -n "$HAPROXY" ]; then SKIPPED+=("haproxy: did not start (see above)"); fi ;;
+      caddy) if start_caddy; then MEASURED+=(caddy); elif [ -n "$CADDY" ]; then SKIPPED+=("caddy: did not start (see above)"); fi ;;
+      fairway-10k) if start_fairway_10k; then MEASURED+=(fairway-10k); else SKIPPED+=("fairway-10k: did not start (see above)"); fi ;;
     esac
   done
   [ "${#MEASURED[@]}" -gt 0 ] || die "nothing to measure"
@@ -462,7 +592,7 @@ run_wrk() {
 # Says which started process is gone (called when a measurement fails).
 check_alive() {
   local name pidvar
-  for name in origin nginx fairway fairway-nolog http-proxy-3 undici-min; do
+  for name in origin nginx haproxy caddy fairway fairway-10k fairway-nolog http-proxy-3 undici-min undici-stream node-http; do
     pidvar="PID_${name//-/_}"
     [ -n "${!pidvar:-}" ] || continue
     if ! kill -0 "${!pidvar}" 2>/dev/null; then
@@ -478,7 +608,7 @@ measure() {
   out="$RESULTS/wrk-$name-rep$rep.txt"
   local wrk=("${PIN_LOAD[@]}" wrk "-t$THREADS" "-c$CONNECTIONS" -H "Host: $HOST_HEADER")
   if [ "$WARMUP" -gt 0 ]; then
-    run_wrk "$TMP/warmup.txt" "${wrk[@]}" "-d${WARMUP}s" "http://127.0.0.1:$port/" ||
+    run_wrk "$TMP/warmup.txt" "${wrk[@]}" "-d${WARMUP}s" "http://127.0.0.1:$port$BENCH_PATH" ||
       { log "warm-up of $name failed: $(tr '\n' ' ' <"$TMP/warmup.txt")"; check_alive; die "warm-up of $name failed"; }
   fi
   # CPU time the proxy process (with its children) spends during the measurement.
@@ -489,7 +619,7 @@ measure() {
   load_j0=$(cpu_jiffies "cpu$LOAD_CPU")
   local foreign0 foreign1
   foreign0=$(foreign_ticks)
-  if ! run_wrk "$out" "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port/"; then
+  if ! run_wrk "$out" "${wrk[@]}" "-d${DURATION}s" --latency "http://127.0.0.1:$port$BENCH_PATH"; then
     log "wrk failed against $name: $(tr '\n' ' ' <"$out")"
     check_alive
     die "measurement of $name failed (logs: ${LOGS#"$ROOT"/}/)"
@@ -508,17 +638,19 @@ measure() {
 }
 
 write_meta() {
-  export BENCH_META_DATE BENCH_META_COMMAND BENCH_META_NPROC BENCH_META_NODE BENCH_META_NGINX BENCH_META_WRK \
+  export BENCH_META_DATE BENCH_META_COMMAND BENCH_META_NPROC BENCH_META_NODE BENCH_META_NGINX BENCH_META_HAPROXY BENCH_META_CADDY BENCH_META_WRK \
     BENCH_META_KERNEL BENCH_META_CPU BENCH_META_SETTINGS BENCH_META_ORIGIN BENCH_META_SKIPPED BENCH_META_PINNING BENCH_META_BUSY_BEFORE
   BENCH_META_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   BENCH_META_COMMAND="npm run bench"
   BENCH_META_NPROC=$(nproc)
   BENCH_META_NODE=$(node -v)
   BENCH_META_NGINX=$([ -n "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's/^nginx version: //' || echo "not installed")
+  BENCH_META_HAPROXY=$([ -n "${HAPROXY:-}" ] && { "$HAPROXY" -v 2>&1 || true; } | awk 'NR == 1 {print $3}' || echo "not installed")
+  BENCH_META_CADDY=$([ -n "${CADDY:-}" ] && { "$CADDY" version 2>&1 || true; } | awk 'NR == 1 {print $1}' || echo "not installed")
   BENCH_META_WRK=$( (wrk -v 2>&1 || true) | head -n 1 | awk '{print $1, $2}')
   BENCH_META_KERNEL=$(uname -r)
   BENCH_META_CPU=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
-  BENCH_META_SETTINGS="duration=${DURATION}s warmup=${WARMUP}s reps=$REPS connections=$CONNECTIONS threads=$THREADS nginx_access_log=$NGINX_ACCESS_LOG profile=$PROFILE"
+  BENCH_META_SETTINGS="path=$BENCH_PATH duration=${DURATION}s warmup=${WARMUP}s reps=$REPS connections=$CONNECTIONS threads=$THREADS nginx_access_log=$NGINX_ACCESS_LOG profile=$PROFILE"
   BENCH_META_ORIGIN=$ORIGIN_KIND
   BENCH_META_BUSY_BEFORE="${BUSY_BEFORE}%"
   BENCH_META_SKIPPED=$(IFS=';'; echo "${SKIPPED[*]:-}")
@@ -549,16 +681,19 @@ fairway_split_and_profile() {
 
 report() {
   local name admin
-  for name in fairway fairway-nolog; do
+  for name in fairway fairway-nolog fairway-10k; do
     [[ " ${MEASURED[*]} " == *" $name "* ]] || continue
-    admin=$FAIRWAY_ADMIN_PORT
-    [ "$name" = fairway ] || admin=$FAIRWAY_NOLOG_ADMIN_PORT
+    case "$name" in
+      fairway) admin=$FAIRWAY_ADMIN_PORT ;;
+      fairway-nolog) admin=$FAIRWAY_NOLOG_ADMIN_PORT ;;
+      fairway-10k) admin=$FAIRWAY_10K_ADMIN_PORT ;;
+    esac
     fairway_split_and_profile "$name" "$admin" 25
   done
   write_meta
   echo
   echo "Fairway bench $BENCH_META_DATE: $BENCH_META_SETTINGS; nproc $BENCH_META_NPROC; pinning: $BENCH_META_PINNING"
-  echo "node $BENCH_META_NODE, nginx $BENCH_META_NGINX, wrk $BENCH_META_WRK, origin: $ORIGIN_KIND; machine busy before start: $BENCH_META_BUSY_BEFORE"
+  echo "node $BENCH_META_NODE, nginx $BENCH_META_NGINX, haproxy $BENCH_META_HAPROXY, caddy $BENCH_META_CADDY, wrk $BENCH_META_WRK, origin: $ORIGIN_KIND; machine busy before start: $BENCH_META_BUSY_BEFORE"
   local s
   for s in "${SKIPPED[@]}"; do echo "SKIPPED $s"; done
   echo

@@ -11,6 +11,7 @@ import type { RouteRow, UnroutedRow } from './admin/admin-server.js';
 import { formatCertificates } from './cli/certificates-table.js';
 import { formatRoutes } from './cli/routes-table.js';
 import type { CertificateRow } from './tls/certificate-manager.js';
+import type { AdminTarget } from './cli/admin-client.js';
 import { FairwayError } from './errors.js';
 
 // Commands load what they need on use, so `fairway validate` or `--help` start fast.
@@ -38,6 +39,22 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 function adminOption(): Option {
   return new Option('--admin <url>', 'admin API of the router').env('FAIRWAY_ADMIN').default(DEFAULT_ADMIN_URL);
+}
+
+/** Read by `adminTarget` (not commander's env), so the command line wins over FAIRWAY_ADMIN_TOKEN. */
+function tokenFileOption(): Option {
+  return new Option('--token-file <file>', 'file holding the admin token, needed from other machines than the router\'s [env: the token in FAIRWAY_ADMIN_TOKEN, or its file in FAIRWAY_ADMIN_TOKEN_FILE]');
+}
+
+/** The admin API to call and the token to send it (see cli/admin-client.ts); a token file that cannot be read is bad usage. */
+async function adminTarget(url: string, tokenFile: string | undefined): Promise<AdminTarget> {
+  const { resolveAdminToken } = await import('./cli/admin-client.js');
+  try {
+    return { url, token: resolveAdminToken({ tokenFileOption: tokenFile }) };
+  } catch (err) {
+    process.stderr.write(`fairway: ${(err as Error).message}\n`);
+    process.exit(EXIT.usage);
+  }
 }
 
 /** Codes that mean the user asked for something that does not exist or is malformed. */
@@ -105,10 +122,12 @@ export function buildProgram(): Command {
     .command('routes')
     .description('show hosts → app → versions with weights and endpoint counts, from a running router')
     .addOption(adminOption())
+    .addOption(tokenFileOption())
     .option('--json', 'print the admin API answer as JSON')
-    .action(async (opts: { admin: string; json?: boolean }) => {
+    .action(async (opts: { admin: string; tokenFile?: string; json?: boolean }) => {
+      const admin = await adminTarget(opts.admin, opts.tokenFile);
       try {
-        const answer = (await adminRequest(opts.admin, 'GET', 'v1/routes')) as { routes: RouteRow[]; unrouted: UnroutedRow[] };
+        const answer = (await adminRequest(admin, 'GET', 'v1/routes')) as { routes: RouteRow[]; unrouted: UnroutedRow[] };
         process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatRoutes(answer.routes, answer.unrouted));
       } catch (err) {
         fail(err);
@@ -121,8 +140,9 @@ export function buildProgram(): Command {
     .argument('<app>', 'app name')
     .argument('[version=weight...]', 'new weights; versions not named keep theirs')
     .addOption(adminOption())
+    .addOption(tokenFileOption())
     .option('--json', 'print the result as JSON')
-    .action(async (app: string, pairs: string[], opts: { admin: string; json?: boolean }) => {
+    .action(async (app: string, pairs: string[], opts: { admin: string; tokenFile?: string; json?: boolean }) => {
       const weights: Record<string, number> = {};
       for (const pair of pairs) {
         const m = /^([^=\s]+)=(\d+(?:\.\d+)?)$/.exec(pair);
@@ -132,11 +152,12 @@ export function buildProgram(): Command {
         }
         weights[m[1]!] = Number(m[2]);
       }
+      const admin = await adminTarget(opts.admin, opts.tokenFile);
       try {
         const path = `v1/apps/${encodeURIComponent(app)}/weights`;
         const result = pairs.length === 0
-          ? ((await adminRequest(opts.admin, 'GET', path)) as Record<string, number>)
-          : Object.fromEntries(((await adminRequest(opts.admin, 'PUT', path, weights)) as { versions: { name: string; weight: number }[] }).versions.map((v) => [v.name, v.weight]));
+          ? ((await adminRequest(admin, 'GET', path)) as Record<string, number>)
+          : Object.fromEntries(((await adminRequest(admin, 'PUT', path, weights)) as { versions: { name: string; weight: number }[] }).versions.map((v) => [v.name, v.weight]));
         process.stdout.write(opts.json ? JSON.stringify({ app, weights: result }, null, 2) + '\n' : `${app}: ${Object.entries(result).map(([v, w]) => `${v}=${w}`).join(' ')}\n`);
       } catch (err) {
         fail(err);
@@ -147,10 +168,12 @@ export function buildProgram(): Command {
     .command('certs')
     .description('show the certificate of every host: source, issuer, expiry, next renewal, last error')
     .addOption(adminOption())
+    .addOption(tokenFileOption())
     .option('--json', 'print the admin API answer as JSON')
-    .action(async (opts: { admin: string; json?: boolean }) => {
+    .action(async (opts: { admin: string; tokenFile?: string; json?: boolean }) => {
+      const admin = await adminTarget(opts.admin, opts.tokenFile);
       try {
-        const answer = (await adminRequest(opts.admin, 'GET', 'v1/certificates')) as { certificates: CertificateRow[] };
+        const answer = (await adminRequest(admin, 'GET', 'v1/certificates')) as { certificates: CertificateRow[] };
         process.stdout.write(opts.json ? JSON.stringify(answer, null, 2) + '\n' : formatCertificates(answer.certificates));
       } catch (err) {
         fail(err);
@@ -161,14 +184,16 @@ export function buildProgram(): Command {
     .description('order a new certificate for HOST over ACME now (exit 1 if the order failed; the current certificate keeps serving)')
     .argument('<host>', 'host name')
     .addOption(adminOption())
+    .addOption(tokenFileOption())
     .option('--json', 'print the admin API answer as JSON')
     .action(async (host: string, _opts: unknown, cmd: Command) => {
-      // --admin and --json may stand before (`certs --admin URL renew HOST`) or after `renew HOST`.
-      const parent = cmd.parent!.opts<{ admin: string; json?: boolean }>();
-      const local = cmd.opts<{ admin: string; json?: boolean }>();
+      // --admin, --token-file and --json may stand before (`certs --admin URL renew HOST`) or after `renew HOST`.
+      const parent = cmd.parent!.opts<{ admin: string; tokenFile?: string; json?: boolean }>();
+      const local = cmd.opts<{ admin: string; tokenFile?: string; json?: boolean }>();
       const opts = { admin: cmd.getOptionValueSource('admin') === 'default' ? parent.admin : local.admin, json: local.json ?? parent.json };
+      const admin = await adminTarget(opts.admin, local.tokenFile ?? parent.tokenFile);
       try {
-        const row = (await adminRequest(opts.admin, 'POST', `v1/certificates/${encodeURIComponent(host)}/renew`)) as CertificateRow;
+        const row = (await adminRequest(admin, 'POST', `v1/certificates/${encodeURIComponent(host)}/renew`)) as CertificateRow;
         process.stdout.write(opts.json ? JSON.stringify(row, null, 2) + '\n' : formatCertificates([row]));
         if (row.lastError) {
           process.stderr.write(`fairway: renewal of ${host} failed: ${row.lastError.message} [${row.lastError.code}]\n`);
@@ -200,9 +225,12 @@ export function buildProgram(): Command {
     .option('--wait', 'follow the cutover until it ends (live line on a terminal); exit 0 completed, 3 rolled back, 4 aborted, 1 failed')
     .option('--json', 'print JSON (with --wait: NDJSON decision events and a result line)')
     .addOption(adminOption())
-    .action(async (app: string, opts: Parameters<typeof cutover>[1]) => {
+    .addOption(tokenFileOption())
+    .action(async (app: string, opts: Omit<Parameters<typeof cutover>[1], 'admin'> & { admin: string; tokenFile?: string }) => {
+      const { tokenFile, ...flags } = opts;
+      const admin = await adminTarget(opts.admin, tokenFile);
       try {
-        process.exit(await cutover(app, opts));
+        process.exit(await cutover(app, { ...flags, admin }));
       } catch (err) {
         fail(err);
       }
@@ -214,9 +242,11 @@ export function buildProgram(): Command {
     .argument('<app>', 'app name')
     .option('--json', 'print the cutover status as JSON')
     .addOption(adminOption())
-    .action(async (app: string, opts: { admin: string; json?: boolean }) => {
+    .addOption(tokenFileOption())
+    .action(async (app: string, opts: { admin: string; tokenFile?: string; json?: boolean }) => {
+      const admin = await adminTarget(opts.admin, opts.tokenFile);
       try {
-        process.exit(await rollback(app, opts));
+        process.exit(await rollback(app, { admin, json: opts.json }));
       } catch (err) {
         fail(err);
       }
@@ -231,9 +261,12 @@ export function buildProgram(): Command {
     .option('--version <version>', "only this version's requests")
     .option('--json', 'print each entry as a JSON line (all access-log fields)')
     .addOption(adminOption())
-    .action(async (app: string, opts: { admin: string; lines: string; follow?: boolean; version?: string; json?: boolean }) => {
+    .addOption(tokenFileOption())
+    .action(async (app: string, opts: { admin: string; tokenFile?: string; lines: string; follow?: boolean; version?: string; json?: boolean }) => {
+      const { tokenFile, ...rest } = opts;
+      const admin = await adminTarget(opts.admin, tokenFile);
       try {
-        process.exit(await logs(app, opts));
+        process.exit(await logs(app, { ...rest, admin }));
       } catch (err) {
         fail(err);
       }
@@ -246,10 +279,12 @@ export function buildProgram(): Command {
     .addOption(new Option('--namespace <ns>', "the router's namespace (Leases, ACME Secrets)").env('POD_NAMESPACE').default('deis'))
     .option('-c, --config <file>', 'config file of the router', DEFAULT_CONFIG)
     .addOption(new Option('--admin <url>', "admin API of a running router [default: the config's listen.admin]").env('FAIRWAY_ADMIN'))
+    .addOption(tokenFileOption())
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { kubeconfig?: string; namespace: string; config: string; admin?: string; json?: boolean }) => {
+    .action(async (opts: { kubeconfig?: string; namespace: string; config: string; admin?: string; tokenFile?: string; json?: boolean }) => {
+      const { token } = await adminTarget(opts.admin ?? '', opts.tokenFile);
       try {
-        process.exit(await doctor({ kubeconfig: opts.kubeconfig, namespace: opts.namespace, configFile: opts.config, admin: opts.admin, json: opts.json }));
+        process.exit(await doctor({ kubeconfig: opts.kubeconfig, namespace: opts.namespace, configFile: opts.config, admin: opts.admin, adminToken: token, json: opts.json }));
       } catch (err) {
         fail(err);
       }

@@ -169,6 +169,8 @@ export interface AppSpec {
   readonly versionPick?: VersionPick;
   /** Body size, compression and error pages of this app; absent: the router-wide ones. */
   readonly handling?: AppHandling;
+  /** Outlier detection and retries over the router-wide ones, and active health checks; absent: the router-wide ones, no checks. */
+  readonly endpointHealth?: AppEndpointHealth;
   /** Which provider produced this app (`file`, `kubernetes`). */
   readonly source: string;
 }
@@ -185,6 +187,14 @@ export interface Timeouts {
   readonly clientKeepAlive: number;
   /** Time allowed for a client to send the request headers. */
   readonly clientHeaders: number;
+  /** Time allowed for a client to send the whole request, headers and body (Node's `requestTimeout`); 0: no limit. */
+  readonly clientRequest: number;
+  /**
+   * Longest pause of a client while a request is in progress: between two reads of its
+   * request body, and while a response waits for it to read (nginx's `client_body_timeout`
+   * and `send_timeout`). Not applied to idle keep-alive connections nor upgraded tunnels.
+   */
+  readonly clientIdle: number;
   /**
    * An upgraded connection (WebSocket and others) with no byte either way for this long
    * is closed; an app's `readTimeout` replaces it for that app (nginx's
@@ -200,6 +210,10 @@ export interface Limits {
   readonly maxHeaderSize: number;
   /** Most request header fields (431 above it). */
   readonly maxHeadersCount: number;
+  /** Longest request target in bytes (414 above it). */
+  readonly maxUrlLength: number;
+  /** Open connections one client address may have on the HTTP and HTTPS listeners (more are closed at once); 0: no limit. */
+  readonly maxConnectionsPerClient: number;
 }
 
 export interface ListenSpec {
@@ -298,6 +312,8 @@ export interface RouterSettings {
   readonly accessLog: boolean;
   readonly tls: TlsSettings;
   readonly tcp: readonly TcpRoute[];
+  /** The graceful stop on SIGTERM/SIGINT (`shutdown`); read from the live snapshot when the stop begins. */
+  readonly shutdown: ShutdownSettings;
   /**
    * Peers whose `X-Forwarded-For` is honoured (`address/prefix` entries; the Deis
    * `proxyRealIpCidrs`); absent or empty: none, the client is the peer. See
@@ -312,6 +328,8 @@ export interface RouterSettings {
   readonly kubernetes?: KubernetesSettings;
   /** Where the key signing sticky-version cookies comes from; absent: as `{}` (a stored key). */
   readonly sticky?: StickySettings;
+  /** Where the admin API's bearer token comes from; absent: no file, and the default Secret in Kubernetes mode. */
+  readonly admin?: AdminSettings;
   /** Pages for the router's own answers (see {@link ErrorPages}); absent: the built-in pages. */
   readonly errorPages?: ErrorPages;
   /** Requests for a host no app serves go to this app instead of a 404 (the Deis default service). */
@@ -324,6 +342,83 @@ export interface RouterSettings {
   readonly compression?: CompressionSettings;
   /** Per-app request logs and the log shipper (`log.perApp`, `log.ship`); absent: the per-app defaults, no shipping. */
   readonly requestLogs?: RequestLogSettings;
+  /** Passive outlier detection of every app's endpoints; absent: {@link DEFAULT_OUTLIER_DETECTION}. */
+  readonly outlierDetection?: OutlierDetection;
+  /** Retries on another endpoint and their budget; absent: {@link DEFAULT_RETRIES}. */
+  readonly retries?: RetrySettings;
+}
+
+/**
+ * Passive outlier detection, Envoy's: an endpoint that fails `consecutiveFailures` times
+ * in a row (connect failure or timeout, reset or timeout before the response, 5xx) is
+ * ejected — it gets no new requests — for `baseEjectionTime` × the times it was ejected,
+ * at most `maxEjectionTime`. At most `maxEjectionPercent` % of a version's endpoints
+ * (rounded down) are ejected at once, and never its last available one.
+ */
+export interface OutlierDetection {
+  /** Failures in a row that eject an endpoint; 0: never eject. */
+  readonly consecutiveFailures: number;
+  /** ms. */
+  readonly baseEjectionTime: number;
+  /** ms, >= `baseEjectionTime`. */
+  readonly maxEjectionTime: number;
+  /** 0–100. */
+  readonly maxEjectionPercent: number;
+}
+
+export const DEFAULT_OUTLIER_DETECTION: OutlierDetection = { consecutiveFailures: 5, baseEjectionTime: 30_000, maxEjectionTime: 300_000, maxEjectionPercent: 50 };
+
+/**
+ * An app's active health check: each endpoint is asked `GET path` every `interval`; a
+ * 2xx or 3xx within `timeout` passes. `unhealthyThreshold` failures in a row mark it
+ * unhealthy (it gets no new requests), `healthyThreshold` passes in a row healthy again.
+ */
+export interface HealthCheck {
+  /** Starts with `/`; may carry a query. */
+  readonly path: string;
+  /** ms. */
+  readonly interval: number;
+  /** ms. */
+  readonly timeout: number;
+  readonly healthyThreshold: number;
+  readonly unhealthyThreshold: number;
+}
+
+/**
+ * Retries of a request that never reached an upstream (or, idempotent and bodiless, was
+ * reset before any response byte), on another endpoint. The budget keeps retries in any
+ * ~10 s under `percent` % of the app's requests plus `minPerSecond` per second; `false`:
+ * no budget.
+ */
+export interface RetrySettings {
+  /** Endpoints tried at most for one request, the first included (1: no retries). */
+  readonly attempts: number;
+  readonly budget: RetryBudgetSettings | false;
+}
+
+export interface RetryBudgetSettings {
+  readonly percent: number;
+  readonly minPerSecond: number;
+}
+
+export const DEFAULT_RETRIES: RetrySettings = { attempts: 3, budget: { percent: 20, minPerSecond: 10 } };
+
+/** An app's endpoint health settings: every key absent means the router-wide one (no health check). */
+export interface AppEndpointHealth {
+  readonly outlierDetection?: Partial<OutlierDetection>;
+  readonly healthCheck?: HealthCheck;
+  readonly retries?: { readonly attempts?: number; readonly budget?: Partial<RetryBudgetSettings> | false };
+}
+
+/**
+ * The graceful stop (README "Stopping and draining"): on the signal readiness turns false
+ * and the listeners keep accepting for `delay`; then they stop, and what is in flight
+ * (requests, WebSocket tunnels, TCP passthrough sessions) has `drainTimeout` more to
+ * finish before it is cut. Both in ms.
+ */
+export interface ShutdownSettings {
+  readonly delay: number;
+  readonly drainTimeout: number;
 }
 
 /** Where access-log entries go besides stdout. */
@@ -351,6 +446,17 @@ export interface LogShipSettings {
   readonly timeout: number;
   /** Extra request headers (e.g. Authorization); never shown by the admin API ({@link publicSettings}). */
   readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * The admin API's bearer token (`admin.*`; README "Admin API"). The model holds where the
+ * token is, never the token itself, so no snapshot, API answer or log line can carry it.
+ */
+export interface AdminSettings {
+  /** A file holding the token (absolute; surrounding whitespace is not part of it). Wins over the Secret. */
+  readonly tokenFile: string | undefined;
+  /** Kubernetes mode without `tokenFile`: the Secret (key `token`) in the router namespace, created when absent. */
+  readonly tokenSecret: string;
 }
 
 /**
@@ -444,7 +550,8 @@ export function endpointKey(e: EndpointSpec): string {
 /**
  * `settings` as shown outside the process (admin API): a literal sticky secret is replaced
  * by `"(hidden)"`, and each error page's body by its size (`"(1234 bytes)"`); so are the
- * values of `log.ship.headers` (they may hold credentials).
+ * values of `log.ship.headers` (they may hold credentials), and `log.ship.url` is shown as
+ * {@link publicUrl}.
  */
 export function publicSettings(settings: RouterSettings): RouterSettings {
   let shown = settings;
@@ -454,9 +561,29 @@ export function publicSettings(settings: RouterSettings): RouterSettings {
     shown = { ...shown, errorPages: pages };
   }
   const ship = settings.requestLogs?.ship;
-  if (ship !== undefined && Object.keys(ship.headers).length > 0) {
+  if (ship !== undefined && (Object.keys(ship.headers).length > 0 || publicUrl(ship.url) !== ship.url)) {
     const headers = Object.fromEntries(Object.keys(ship.headers).map((name) => [name, '(hidden)']));
-    shown = { ...shown, requestLogs: { ...settings.requestLogs!, ship: { ...ship, headers } } };
+    shown = { ...shown, requestLogs: { ...settings.requestLogs!, ship: { ...ship, url: publicUrl(ship.url), headers } } };
   }
   return shown;
+}
+
+/**
+ * A URL as it may be logged or shown: its user name and password become `(hidden)`, and
+ * each query parameter's value `hidden` (an API key is often passed that way).
+ */
+export function publicUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return '(an invalid URL)';
+  }
+  if (u.username === '' && u.password === '' && u.search === '') return url;
+  if (u.username !== '' || u.password !== '') {
+    u.username = '(hidden)';
+    u.password = '';
+  }
+  for (const key of new Set(u.searchParams.keys())) u.searchParams.set(key, 'hidden');
+  return u.toString();
 }

@@ -5,13 +5,17 @@
  *
  * Lifecycle: `startRouter()` loads the config (throwing ConfigError on a bad file, which
  * the CLI turns into exit code 2), publishes the first snapshot, then opens the
- * listeners; `close()` stops the provider, drains the data plane and closes the admin API.
+ * listeners. `drain()` (SIGTERM/SIGINT) and `close()` run the {@link ShutdownSequence}:
+ * the listeners drain first, then cutovers, leases, providers, certificates, the admin
+ * API and the log shipper stop, in that order.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import type { DestinationStream } from 'pino';
+import { AdminAuth } from './admin/admin-auth.js';
 import { AdminServer } from './admin/admin-server.js';
+import { readAdminTokenFile } from './admin/admin-token-file.js';
 import { loadConfigFile } from './config/load-config.js';
 import { parseHostPort } from './config/host-port.js';
 import { ControlPlane } from './control/control-plane.js';
@@ -26,6 +30,7 @@ import { DataPlane } from './data/data-plane.js';
 import { StickyKeySource } from './data/sticky-key-source.js';
 import { ProxyProtocolGate } from './data/proxy-protocol-gate.js';
 import { TcpProxy } from './data/tcp-proxy.js';
+import { ShutdownSequence, type ShutdownReport } from './shutdown-sequence.js';
 import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AppLogBuffer, DEFAULT_APP_LOG_SETTINGS } from './observability/app-log-buffer.js';
@@ -88,9 +93,22 @@ export interface Router {
   /** Posts access-log entries to `log.ship.url` (inactive without it). */
   readonly logShipper: LogShipper;
   readonly logger: Logger;
-  /** Drains and stops everything; in-flight requests get up to `timeoutMs`. */
-  close(timeoutMs?: number): Promise<void>;
+  /**
+   * The graceful stop with the live `shutdown` settings (`fairway serve` on SIGTERM/SIGINT):
+   * readiness false at once, listeners accepting for `shutdown.delay`, then what is in
+   * flight gets `shutdown.drainTimeout`, then the rest stops. `reason` is logged.
+   */
+  drain(reason?: string): Promise<ShutdownReport>;
+  /**
+   * The same stop without the delay: listeners stop at once and what is in flight gets up
+   * to `timeoutMs` (default: the live `shutdown.drainTimeout`). After `drain()`, or a
+   * first `close()`, it resolves when that stop does.
+   */
+  close(timeoutMs?: number): Promise<ShutdownReport>;
 }
+
+/** At shutdown, the longest wait for cutover decisions being recorded, ms. */
+const CUTOVER_STOP_MS = 5_000;
 
 export async function startRouter(options: RouterOptions): Promise<Router> {
   const loaded = loadConfigFile(options.configFile);
@@ -100,6 +118,26 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const config = { ...loaded, settings: adjustSettings(loaded.settings) };
   const logger = createLogger({ level: options.logLevel ?? config.logLevel, destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics });
+  // The admin API's token (README "Admin API"): admin.tokenFile, read now (a bad one stops
+  // the start) and at each reload (a bad one keeps the previous token); without it, in
+  // Kubernetes mode, the Secret every replica shares (admin.tokenSecret). Which of the two
+  // is used is decided at start.
+  const adminAuth = new AdminAuth();
+  const tokenFromSecret = kube !== undefined && config.settings.admin?.tokenFile === undefined;
+  if (!tokenFromSecret && config.settings.admin?.tokenFile !== undefined) adminAuth.setToken(readAdminTokenFile(config.settings.admin.tokenFile));
+  const reloadAdminToken = (s: RouterSettings) => {
+    const file = s.admin?.tokenFile;
+    if (kube && (file === undefined) !== tokenFromSecret) {
+      logger.warn('in Kubernetes mode, switching between admin.tokenFile and the admin.tokenSecret Secret takes effect at the next restart');
+      return;
+    }
+    if (tokenFromSecret) return;
+    try {
+      adminAuth.setToken(file === undefined ? undefined : readAdminTokenFile(file));
+    } catch (err) {
+      logger.error({ code: (err as FairwayError).code, err: (err as Error).message }, 'admin.tokenFile cannot be used; the admin API keeps the previous token');
+    }
+  };
 
   const overrides = new WeightOverrides(config.stateFile);
   try {
@@ -122,6 +160,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const dataPlane = new DataPlane({
     stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges, accessLogSinks: [appLogs, logShipper],
   });
+  metrics.addSource(() => dataPlane.endpointHealth.renderMetrics());
   // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
   const openStorage = kube ? () => kube.storage() : (dir: string) => new FileStorage(dir);
   // The sticky-cookie key: `sticky.secret`/`secretFile`, else one kept in that storage.
@@ -148,6 +187,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   let kubernetesInputs = JSON.stringify([config.settings.platformDomain, config.settings.kubernetes?.domainPolicy]);
   controlPlane.on('snapshot', (snapshot) => {
     applyRequestLogs(snapshot.settings);
+    reloadAdminToken(snapshot.settings);
     dataPlane.apply(snapshot);
     void stickyKeys.apply(snapshot);
     for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route, snapshot.settings.proxyProtocol);
@@ -194,7 +234,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   let stats: StatsSource = localStatsSource(metrics.requests, replica);
   if (kubeCutovers) {
     cutoverStore = kubeCutovers.store;
-    stats = new ReplicaStatsSource({ self: replica, stats: metrics.requests, directory: kubeCutovers.replicas, timeoutMs: options.kubernetes?.statsTimeoutMs });
+    stats = new ReplicaStatsSource({ self: replica, stats: metrics.requests, directory: kubeCutovers.replicas, timeoutMs: options.kubernetes?.statsTimeoutMs, authorization: () => adminAuth.authorization() });
   }
   const cutovers = new CutoverController({
     control: controlPlane,
@@ -202,13 +242,43 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     store: cutoverStore,
     metrics,
     logger: cutoverLogger,
-    ...(kubeCutovers ? { leadership: kubeCutovers.leadership, forward: (url: string, path: string, body?: unknown) => forwardToLeader(url, path, body, { from: replica.name }) } : {}),
+    ...(kubeCutovers ? { leadership: kubeCutovers.leadership, forward: (url: string, path: string, body?: unknown) => forwardToLeader(url, path, body, { from: replica.name, authorization: adminAuth.authorization() }) } : {}),
   });
   await cutovers.start();
   // Cookies issued from the first request on are signed with the shared key.
   await stickyKeys.apply(first);
 
-  // Ready once the first snapshot holding every provider's first full state is live; it stays so.
+  // Kubernetes mode: the replicas' shared admin token, read (or created) before the admin API opens.
+  const adminSecret = tokenFromSecret
+    ? new (await import('./admin/kubernetes-admin-token.js')).KubernetesAdminToken({
+        kubeConfig: kube.kubeConfig,
+        namespace: kube.namespace,
+        name: config.settings.admin?.tokenSecret ?? 'fairway-admin-token',
+        logger: logger.child({ component: 'admin' }),
+        onToken: (token) => adminAuth.setToken(token),
+      })
+    : undefined;
+  await adminSecret?.start();
+
+  // The graceful stop: the listeners drain first; the rest stops after them, the admin API (probes, metrics) last but the log shipper.
+  const shutdown = new ShutdownSequence({
+    logger,
+    listeners: [dataPlane, ...tcpProxies.values()],
+    stopRest: async () => {
+      // Decisions being taken are recorded before the cutover Lease is given up to another replica.
+      await Promise.race([cutovers.close(), new Promise((resolve) => setTimeout(resolve, CUTOVER_STOP_MS).unref())]);
+      await Promise.all([kubeCutovers?.leadership.stop(), kubeCutovers?.replicas.stop()]);
+      await Promise.all([provider.stop(), kubernetes?.stop()]);
+      stickyKeys.stop();
+      adminSecret?.stop();
+      await Promise.all([certificates.stop(), admin.close()]);
+      // After the data plane: the lines of the last requests and tunnels are in the queue.
+      await logShipper.close();
+    },
+  });
+  const liveShutdown = () => (controlPlane.snapshot?.settings ?? config.settings).shutdown;
+
+  // Ready once the first snapshot holding every provider's first full state is live; it stays so until the stop begins.
   let ready = false;
   const admin = new AdminServer({
     controlPlane,
@@ -216,9 +286,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     certificates,
     metrics,
     logger,
+    auth: adminAuth,
     ready: () => (ready ||= dataPlane.table !== undefined && (kubernetes?.synced ?? true) && !controlPlane.pending),
+    draining: () => shutdown.draining,
     replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
     appLogs,
+    endpointStates: (app) => dataPlane.endpointHealth.endpointStates(app),
   });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
@@ -239,6 +312,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await cutovers.close();
     await Promise.all([provider.stop(), kubernetes?.stop()]);
     stickyKeys.stop();
+    adminSecret?.stop();
     await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), logShipper.close(0), ...[...tcpProxies.values()].map((p) => p.close(0))]);
     throw err;
   }
@@ -251,7 +325,6 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   }
   logger.info({ http: addressText(httpAddress), https: httpsAddress && addressText(httpsAddress), admin: addressText(adminAddress), tcp: Object.fromEntries([...tcpAddresses].map(([n, a]) => [n, addressText(a)])), config: provider.file }, 'fairway is serving');
 
-  let closing: Promise<void> | undefined;
   return {
     httpAddress,
     httpsAddress,
@@ -267,20 +340,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     appLogs,
     logShipper,
     logger,
-    close(timeoutMs = 10_000) {
-      closing ??= (async () => {
-        // Decisions being taken are recorded before the cutover Lease is given up to another replica.
-        await Promise.race([cutovers.close(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
-        await Promise.all([kubeCutovers?.leadership.stop(), kubeCutovers?.replicas.stop()]);
-        await Promise.all([provider.stop(), kubernetes?.stop()]);
-        stickyKeys.stop();
-        await Promise.all([dataPlane.close(timeoutMs), admin.close(), certificates.stop(), ...[...tcpProxies.values()].map((p) => p.close(timeoutMs))]);
-        // After the data plane: the lines of the last requests and tunnels are in the queue.
-        await logShipper.close();
-        logger.info('fairway stopped');
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
-      })();
-      return closing;
+    drain(reason = 'drain') {
+      return shutdown.run(liveShutdown(), reason);
+    },
+    close(timeoutMs) {
+      return shutdown.run({ delay: 0, drainTimeout: timeoutMs ?? liveShutdown().drainTimeout }, 'close');
     },
   };
 }

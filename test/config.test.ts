@@ -18,9 +18,9 @@ t.test('the embedded default config loads with the demo app and expanded bare do
 
 t.test('defaults apply to every optional key', async (t) => {
   const c = parseConfig('apps: {}\n', '/x/f.yaml');
-  t.same(c.settings.timeouts, { connect: 5000, upstreamHeaders: 60000, upstreamIdle: 60000, clientKeepAlive: 75000, clientHeaders: 60000, upgradeIdle: 3600000 });
+  t.same(c.settings.timeouts, { connect: 5000, upstreamHeaders: 60000, upstreamIdle: 60000, clientKeepAlive: 75000, clientHeaders: 60000, clientRequest: 300000, clientIdle: 60000, upgradeIdle: 3600000 });
   t.same(c.settings.requestLogs, { perApp: { entries: 1000, maxBytes: 8 * 1024 * 1024 }, ship: undefined });
-  t.same(c.settings.limits, { maxBodySize: 100 * 1024 * 1024, maxHeaderSize: 16384, maxHeadersCount: 100 });
+  t.same(c.settings.limits, { maxBodySize: 100 * 1024 * 1024, maxHeaderSize: 16384, maxHeadersCount: 100, maxUrlLength: 8192, maxConnectionsPerClient: 0 });
   t.equal(c.settings.accessLog, true);
   t.equal(c.stateFile, '/x/f.state.json');
 });

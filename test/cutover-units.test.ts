@@ -150,12 +150,12 @@ t.test('step weights divide the two versions\' combined weight; other versions k
 });
 
 t.test('CLI flags become a plan body with units: 1% and 0.01, 500ms and 30s, none', async (t) => {
-  t.same(planBody({ admin: '', to: 'v2', steps: '5, 25,50,100%', hold: '30s', maxErrorRate: '1.5%', maxP99: '500ms', minRequests: '50', onNoTraffic: 'proceed', baseline: 'none' }), {
+  t.same(planBody({ admin: { url: '' }, to: 'v2', steps: '5, 25,50,100%', hold: '30s', maxErrorRate: '1.5%', maxP99: '500ms', minRequests: '50', onNoTraffic: 'proceed', baseline: 'none' }), {
     to: 'v2', steps: [5, 25, 50, 100], holdMs: 30_000, maxErrorRate: 0.015, maxP99Ms: 500, minRequests: 50, onNoTraffic: 'proceed', baseline: 'none',
   });
-  t.same(planBody({ admin: '', to: 'v2', hold: '750', maxErrorRate: '0.01', maxP99: 'none' }), { to: 'v2', holdMs: 750, maxErrorRate: 0.01, maxP99Ms: null });
+  t.same(planBody({ admin: { url: '' }, to: 'v2', hold: '750', maxErrorRate: '0.01', maxP99: 'none' }), { to: 'v2', holdMs: 750, maxErrorRate: 0.01, maxP99Ms: null });
   for (const flags of [{ steps: '5;100' }, { hold: 'soon' }, { maxErrorRate: 'low' }, { maxP99: 'fast' }, { minRequests: '-1' }]) {
-    t.throws(() => planBody({ admin: '', to: 'v2', ...flags }), { code: 'FW_CUTOVER_INVALID' }, JSON.stringify(flags));
+    t.throws(() => planBody({ admin: { url: '' }, to: 'v2', ...flags }), { code: 'FW_CUTOVER_INVALID' }, JSON.stringify(flags));
   }
   t.equal(formatDuration(450), '450ms');
   t.equal(formatDuration(30_000), '30s');

@@ -22,7 +22,7 @@ import { REQUIRED_PERMISSIONS } from '../src/cli/doctor.js';
 
 const MANIFESTS = fileURLToPath(new URL('../config/kubernetes/', import.meta.url));
 const SA_USER = 'system:serviceaccount:deis:fairway';
-const SA_TOKEN = 'fairway-sa-token';
+const SA_TOKEN = 'fwtest-secret-sa-token';
 
 interface Report {
   ok: boolean;

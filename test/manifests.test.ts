@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
+import { parseDuration } from '../src/config/units.js';
 import { startKubeApiServer, type KubeApiServer, type KubeApiServerOptions, type KubeObject } from './helpers/kube-api-server.js';
 import { runCli } from './helpers/router-process.js';
 import { startTestRouter } from './helpers/test-router.js';
@@ -70,7 +71,7 @@ interface Container {
   ports: Array<{ name: string; containerPort: number }>;
   livenessProbe: { httpGet: { path: string; port: string | number } };
   readinessProbe: { httpGet: { path: string; port: string | number } };
-  lifecycle: { preStop: { exec?: { command: string[] }; sleep?: { seconds: number } } };
+  lifecycle?: { preStop?: { exec?: { command: string[] }; sleep?: { seconds: number } } };
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   securityContext: Record<string, unknown>;
   volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
@@ -106,7 +107,7 @@ t.test('kubectl apply -k config/kubernetes creates every object of every file; t
   t.equal(api.get('PodDisruptionBudget', 'deis', 'fairway')!.metadata!.generation, 1, 'the PodDisruptionBudget did not change either');
 });
 
-t.test('kubectl apply -f file by file gives the objects the README describes: 2 replicas, probes on /healthz and /readyz, ports, preStop, limits, a non-root read-only pod, a LoadBalancer deis-router, minAvailable 1', async (t) => {
+t.test('kubectl apply -f file by file gives the objects the README describes: 2 replicas, probes on /healthz and /readyz, ports, a grace period covering the shutdown delay and drain, limits, a non-root read-only pod, a LoadBalancer deis-router, minAvailable 1', async (t) => {
   const { api, kubectl } = await cluster(t);
   for (const file of FILES) await kubectl('apply', '-f', join(MANIFESTS, file));
 
@@ -120,7 +121,7 @@ t.test('kubectl apply -f file by file gives the objects the README describes: 2 
   const pod = spec.template.spec;
   t.equal(spec.replicas, 2);
   t.equal(pod.serviceAccountName, 'fairway');
-  t.equal(pod.terminationGracePeriodSeconds, 30);
+  t.equal(pod.terminationGracePeriodSeconds, 40);
   t.match(pod.securityContext, { runAsNonRoot: true, runAsUser: 1000 });
   t.match(pod.affinity, {
     podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: spec.selector.matchLabels } } }] },
@@ -138,7 +139,7 @@ t.test('kubectl apply -f file by file gives the objects the README describes: 2 
   t.equal(probePort(c.livenessProbe.httpGet.port), 9090);
   t.equal(c.readinessProbe.httpGet.path, '/readyz');
   t.equal(probePort(c.readinessProbe.httpGet.port), 9090);
-  t.ok(c.lifecycle.preStop.exec?.command.join(' ') === 'sleep 5' || c.lifecycle.preStop.sleep?.seconds === 5, 'preStop sleeps 5 s');
+  t.equal(c.lifecycle?.preStop, undefined, 'no preStop sleep: the router keeps accepting for shutdown.delay itself');
   t.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory, 'requests and a memory limit');
   t.match(c.securityContext, { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
   const selects = (selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => spec.template.metadata.labels[k] === v);
@@ -148,13 +149,20 @@ t.test('kubectl apply -f file by file gives the objects the README describes: 2 
   t.ok(configMount?.readOnly, 'the config is mounted read-only at /etc/fairway');
   const configVolume = (pod.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.name === configMount.name)!;
   const configMap = api.get('ConfigMap', 'deis', configVolume.configMap!.name)!;
-  const config = parse((configMap.data as Record<string, string>)['fairway.yaml']!) as { listen: Record<string, string>; platformDomain: string; stateFile: string; tls: { storage: string } };
+  const config = parse((configMap.data as Record<string, string>)['fairway.yaml']!) as {
+    listen: Record<string, string>; platformDomain: string; stateFile: string; tls: { storage: string }; shutdown: { delay: string; drainTimeout: string };
+  };
 
   // The config listens where the Deployment's ports and probes point.
   t.equal(portOf(config.listen.http!), ports.http);
   t.equal(portOf(config.listen.https!), ports.https);
   t.equal(portOf(config.listen.admin!), ports.admin);
   t.match(config.listen.admin, /^0\.0\.0\.0:/, 'the admin listener is reachable by the kubelet');
+  // SIGTERM comes at once (no preStop): the router accepts for the delay while the pod leaves the Service's endpoints, then drains.
+  const delay = parseDuration(config.shutdown.delay)!;
+  const drainTimeout = parseDuration(config.shutdown.drainTimeout)!;
+  t.ok(delay >= 5000, `shutdown.delay (${delay} ms) gives kube-proxy and load balancers 5 s or more to stop sending`);
+  t.ok(pod.terminationGracePeriodSeconds * 1000 >= delay + drainTimeout + 5000, `terminationGracePeriodSeconds covers shutdown.delay + drainTimeout + 5 s for the rest to stop (${delay} + ${drainTimeout} ms)`);
   t.ok(config.platformDomain, 'platformDomain is set');
   // The root filesystem is read-only: what Fairway writes must be on an emptyDir.
   const writable = c.volumeMounts.filter((m) => (pod.volumes as Array<{ name: string; emptyDir?: unknown }>).some((v) => v.name === m.name && v.emptyDir)).map((m) => m.mountPath);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RouteTable, normalizeHost } from '../src/data/route-table.js';
+import { HOST_CACHE_ENTRIES, RouteTable, normalizeHost } from '../src/data/route-table.js';
 import { UpstreamRegistry } from '../src/data/upstream-registry.js';
 import { RequestStats } from '../src/observability/request-stats.js';
 import type { AppSpec, Snapshot } from '../src/model.js';
@@ -59,6 +59,25 @@ t.test('host headers are matched without case, port or trailing dot', async (t) 
   t.equal(rt.match('www.example.test.')?.name, 'web');
   t.equal(normalizeHost('[::1]:8080'), '[::1]');
   t.equal(normalizeHost('Host.Example:80'), 'host.example');
+});
+
+t.test('a million distinct Host headers keep the resolved-host cache at its bound, and answers stay right', async (t) => {
+  const { table: rt, registry } = table();
+  t.teardown(() => registry.close(true));
+  t.equal(rt.match('WWW.example.test:8080')?.name, 'web');
+  for (let i = 0; i < 1_000_000; i++) rt.match(`h${i}.nowhere.test`);
+  t.equal(rt.cachedHosts, HOST_CACHE_ENTRIES, 'the cache stops growing at its bound');
+  // Answers after eviction: resolved again, same results, misses included.
+  t.equal(rt.match('WWW.example.test:8080')?.name, 'web');
+  t.equal(rt.match('other.example.test')?.name, 'api');
+  t.equal(rt.match('blog.example.com')?.name, 'blog');
+  t.equal(rt.match('h5.nowhere.test'), undefined);
+  t.equal(rt.match('h999999.nowhere.test'), undefined, 'a cached miss');
+  // A Host value longer than any DNS name is answered but never held.
+  const before = rt.cachedHosts;
+  const huge = `${'a'.repeat(5000)}.example.test`;
+  t.equal(rt.match(huge)?.name, 'api');
+  t.equal(rt.cachedHosts, before);
 });
 
 t.test('versions without endpoints give their share away; weight 0 is never picked', async (t) => {

@@ -305,8 +305,8 @@ t.test('two routers sharing one tls.storage sign alike: a cookie from one is hon
 
 t.test('sticky.secret and sticky.secretFile give every router the same key without storage', async (t) => {
   const dir = tempDir('secret');
-  writeFileSync(path.join(dir, 'sticky.key'), 'a-file-secret-of-enough-length\n');
-  const bySecret = webApp({ top: 'sticky: { secret: "a-file-secret-of-enough-length" }\n' });
+  writeFileSync(path.join(dir, 'sticky.key'), 'fwtest-secret-sticky-file-key\n');
+  const bySecret = webApp({ top: 'sticky: { secret: "fwtest-secret-sticky-file-key" }\n' });
   const byFile = webApp({ top: `sticky: { secretFile: ${path.join(dir, 'sticky.key')} }\n` });
   const [a, b] = await Promise.all([router(bySecret), router(byFile)]);
   const cookie = cookiePair(await a.get('web.test'));
@@ -316,9 +316,9 @@ t.test('sticky.secret and sticky.secretFile give every router the same key witho
   t.notOk(existsSync(path.join(a.dir, 'fairway-data', 'sticky')), 'no key is generated in storage');
   const config = (await a.adminGet('/v1/config')).json();
   t.equal(config.settings.sticky.secret, '(hidden)', 'GET /v1/config does not show the secret');
-  t.notMatch(JSON.stringify(config), /a-file-secret/);
+  t.notMatch(JSON.stringify(config), /fwtest-secret/);
   // A config change to another secret: earlier cookies are ignored and rewritten.
-  await a.rewrite(webApp({ top: 'sticky: { secret: "another-secret-of-enough-length" }\n' }));
+  await a.rewrite(webApp({ top: 'sticky: { secret: "fwtest-secret-sticky-another" }\n' }));
   await new Promise((resolve) => setImmediate(resolve));
   const after = await a.get('web.test', '/', withCookie(cookie));
   t.equal(setCookieOf(after).length, 1, 'a new key: the old cookie is rewritten');

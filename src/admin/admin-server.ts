@@ -4,7 +4,9 @@
  * are `{"error":{"code","message"}}` with catalogue codes. It reads the control plane's
  * snapshot and status and the request counters; it changes state only through the
  * control plane (weights) and the cutover controller (cutovers, rollbacks). Every path
- * is documented in README ("Admin API").
+ * is documented in README ("Admin API"). Every request is first let in or refused by
+ * {@link AdminAuth} (loopback, token, open probe paths); every one that may change state
+ * is written to the audit log ({@link auditRequest}).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +16,8 @@ import { isActive } from '../cutover/cutover-store.js';
 import { FORWARDED_BY_HEADER } from '../cutover/forward-to-leader.js';
 import { versionCounters } from '../cutover/measurement-window.js';
 import type { ReplicaStats } from '../cutover/replica-stats-source.js';
+import { auditRequest, isAudited, type AuditEntry } from './admin-audit.js';
+import type { AdminAuth } from './admin-auth.js';
 import { FairwayError } from '../errors.js';
 import type { AppSpec, Snapshot, UnroutedReason } from '../model.js';
 import { endpointKey, publicSettings } from '../model.js';
@@ -22,6 +26,7 @@ import { entryJson } from '../observability/access-log.js';
 import type { AppLogBuffer } from '../observability/app-log-buffer.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { CertificateManager } from '../tls/certificate-manager.js';
+import type { EndpointState } from '../data/endpoint-health.js';
 
 export interface AdminServerOptions {
   readonly controlPlane: ControlPlane;
@@ -29,12 +34,18 @@ export interface AdminServerOptions {
   readonly certificates: CertificateManager;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Who may call (see admin-auth.ts); its token can change while the server runs. */
+  readonly auth: AdminAuth;
   /** True once the data plane serves a snapshot. */
   readonly ready: () => boolean;
+  /** True once the router is stopping: `/readyz` answers 503 `draining` from then on. */
+  readonly draining?: () => boolean;
   /** This process as a replica (`GET /v1/stats/{app}`): its name, the id of this start, and when it started (ISO). */
   readonly replica: { readonly name: string; readonly start: string; readonly startedAt: string };
   /** Recent access-log entries per app (`GET /v1/apps/{app}/logs`); absent: the path answers no entries. */
   readonly appLogs?: AppLogBuffer;
+  /** The live state of each endpoint of app `app`'s versions (ejected, unhealthy…); absent: not shown. */
+  readonly endpointStates?: (app: string) => Readonly<Record<string, readonly EndpointState[]>> | undefined;
 }
 
 /** One row of `GET /v1/routes` and `fairway routes`. */
@@ -59,11 +70,17 @@ const MAX_BODY = 64 * 1024;
 export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #server: Server;
+  readonly #audit: Logger;
 
   constructor(options: AdminServerOptions) {
     this.#options = options;
-    this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch((err: unknown) => this.#sendError(res, err));
+    this.#audit = options.logger.child({ component: 'admin-audit' });
+    // Node's strict parser whatever NODE_OPTIONS says (--insecure-http-parser would loosen it).
+    this.#server = createServer({ insecureHTTPParser: false }, (req, res) => {
+      const url = targetOf(req);
+      const p = url.pathname.replace(/\/+$/, '') || '/';
+      const audit = isAudited(req.method ?? 'GET') ? auditRequest(this.#audit, req, res, p) : {};
+      this.#handle(req, res, url, p, audit).catch((err: unknown) => this.#sendError(res, err, audit));
     });
   }
 
@@ -84,16 +101,17 @@ export class AdminServer {
     await closed;
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
-    const p = url.pathname.replace(/\/+$/, '') || '/';
+  /** `p` is the normalised path: the one authorised is the one routed. */
+  async #handle(req: IncomingMessage, res: ServerResponse, url: URL, p: string, audit: AuditEntry): Promise<void> {
     const method = req.method ?? 'GET';
+    audit.access = this.#options.auth.check(method, p, req.socket.remoteAddress, req.headers.authorization);
     const cp = this.#options.controlPlane;
 
     if (method === 'GET' && p === '/healthz') return send(res, 200, { status: 'ok' });
     if (method === 'GET' && p === '/readyz') {
-      const ready = this.#options.ready();
-      return send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'starting', generation: cp.snapshot?.generation ?? 0 });
+      const draining = this.#options.draining?.() ?? false;
+      const ready = !draining && this.#options.ready();
+      return send(res, ready ? 200 : 503, { status: draining ? 'draining' : ready ? 'ready' : 'starting', generation: cp.snapshot?.generation ?? 0 });
     }
     if (method === 'GET' && p === '/metrics') {
       const body = await this.#options.metrics.render();
@@ -133,18 +151,19 @@ export class AdminServer {
     const renew = /^\/v1\/certificates\/([^/]+)\/renew$/.exec(p);
     if (renew && method === 'POST') {
       const host = decodePathSegment(renew[1]!).toLowerCase();
-      this.#options.logger.info({ host }, 'certificate renewal requested through the admin API');
+      audit.change = { host };
       return send(res, 200, await this.#options.certificates.renew(host));
     }
     const logs = /^\/v1\/apps\/([^/]+)\/logs$/.exec(p);
     if (logs && method === 'GET') return this.#logs(res, url, decodePathSegment(logs[1]!), snapshot);
     const c = /^\/v1\/apps\/([^/]+)\/(?:cutover(?:\/(pause|resume|promote|abort))?|(rollback))$/.exec(p);
-    if (c) return this.#cutover(req, res, url, method, decodePathSegment(c[1]!), c[2] as CutoverAction | undefined, c[3] !== undefined);
+    if (c) return this.#cutover(req, res, url, method, decodePathSegment(c[1]!), c[2] as CutoverAction | undefined, c[3] !== undefined, audit);
     const m = /^\/v1\/apps\/([^/]+)(\/weights)?$/.exec(p);
     if (m) {
       const name = decodePathSegment(m[1]!);
       if (m[2] && method === 'PUT') {
         const body = await readJson(req);
+        audit.change = { app: name, weights: body };
         if (body === null || typeof body !== 'object' || Array.isArray(body)) {
           throw new FairwayError('FW_ADMIN_BAD_REQUEST', 'body must be a JSON object of version name to weight, like {"v1":50,"v2":50}');
         }
@@ -163,24 +182,21 @@ export class AdminServer {
   }
 
   /** `/v1/apps/{app}/cutover[/{action}]` and `/v1/apps/{app}/rollback`. */
-  async #cutover(req: IncomingMessage, res: ServerResponse, url: URL, method: string, app: string, action: CutoverAction | undefined, rollback: boolean): Promise<void> {
+  async #cutover(req: IncomingMessage, res: ServerResponse, url: URL, method: string, app: string, action: CutoverAction | undefined, rollback: boolean, audit: AuditEntry): Promise<void> {
     const cutovers = this.#options.cutovers;
-    const log = this.#options.logger;
-    // Sent on by another replica that does not drive cutovers (Kubernetes mode).
-    const by = req.headers[FORWARDED_BY_HEADER];
-    const origin = { forwarded: by !== undefined };
-    const via = by === undefined ? {} : { forwardedBy: String(by) };
+    // Sent on by another replica that does not drive cutovers (Kubernetes mode); the audit line names it.
+    const origin = { forwarded: req.headers[FORWARDED_BY_HEADER] !== undefined };
     if (method === 'POST' && rollback) {
-      log.info({ app, ...via }, 'rollback requested through the admin API');
+      audit.change = { app, action: 'rollback' };
       return send(res, 200, await cutovers.rollback(app, origin));
     }
     if (method === 'POST' && action) {
-      log.info({ app, action, ...via }, 'cutover action requested through the admin API');
+      audit.change = { app, action };
       return send(res, 200, await cutovers.act(app, action, origin));
     }
     if (method === 'POST' && !rollback) {
       const body = await readJson(req);
-      log.info({ app, plan: body, ...via }, 'cutover requested through the admin API');
+      audit.change = { app, action: 'start', plan: body };
       return send(res, 201, await cutovers.begin(app, body, origin));
     }
     if (method === 'GET' && !rollback && !action) {
@@ -319,17 +335,21 @@ export class AdminServer {
           name: v.name,
           weight: v.weight,
           endpoints: v.endpoints.map(endpointKey),
+          endpointStates: this.#options.endpointStates?.(app.name)?.[v.name],
           requests: { total: s.byClass.reduce((a, b) => a + b, 0), '2xx': s.byClass[2], '3xx': s.byClass[3], '4xx': s.byClass[4], '5xx': s.byClass[5] },
         };
       }),
     };
   }
 
-  #sendError(res: ServerResponse, err: unknown): void {
+  #sendError(res: ServerResponse, err: unknown, audit: AuditEntry): void {
     if (err instanceof FairwayError) {
-      send(res, err.status, { error: err.toJSON() });
+      audit.code = err.code;
+      // RFC 6750: a 401 names the scheme the client must use.
+      send(res, err.status, { error: err.toJSON() }, err.code === 'FW_ADMIN_UNAUTHORIZED' ? { 'www-authenticate': 'Bearer realm="fairway-admin"' } : undefined);
       return;
     }
+    audit.code = 'FW_INTERNAL';
     this.#options.logger.error({ err: (err as Error).message }, 'admin API request failed');
     send(res, 500, { error: new FairwayError('FW_INTERNAL', 'internal error; see the router log').toJSON() });
   }
@@ -360,6 +380,15 @@ export function routeRows(snapshot: Snapshot): RouteRow[] {
   return rows.sort((a, b) => order[a.match] - order[b.match] || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
 
+/** The request target as a URL; one that does not parse is a path no route has. */
+function targetOf(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://admin');
+  } catch {
+    return new URL('http://admin/(malformed)');
+  }
+}
+
 function decodePathSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
@@ -372,9 +401,9 @@ function weightsOf(app: AppSpec): Record<string, number> {
   return Object.fromEntries(app.versions.map((v) => [v.name, v.weight]));
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers?: Readonly<Record<string, string>>): void {
   const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
 }
 

@@ -9,13 +9,13 @@
 import { parseDuration } from '../config/units.js';
 import type { CutoverStatus } from '../cutover/cutover-run.js';
 import { FairwayError } from '../errors.js';
-import { adminRequest } from './admin-client.js';
+import { adminRequest, type AdminTarget } from './admin-client.js';
 import { formatDecision, formatStatus } from './cutover-format.js';
 import { CutoverProgressView, type Output, type ViewMode } from './cutover-progress-view.js';
 import { watchCutover } from './cutover-watch.js';
 
 export interface CutoverFlags {
-  readonly admin: string;
+  readonly admin: AdminTarget;
   readonly to?: string;
   readonly from?: string;
   readonly steps?: string;
@@ -77,7 +77,7 @@ export async function cutoverCommand(app: string, flags: CutoverFlags, term: Ter
 }
 
 /** `fairway rollback APP`: all traffic back on the version that was live before the app's last cutover. */
-export async function rollbackCommand(app: string, flags: { admin: string; json?: boolean }, term: Terminal = processTerminal): Promise<number> {
+export async function rollbackCommand(app: string, flags: { admin: AdminTarget; json?: boolean }, term: Terminal = processTerminal): Promise<number> {
   const status = (await adminRequest(flags.admin, 'POST', `v1/apps/${encodeURIComponent(app)}/rollback`)) as CutoverStatus;
   term.out.write(flags.json ? JSON.stringify(status, null, 2) + '\n' : formatDecision(status.history[status.history.length - 1]!, status.plan) + '\n');
   return 0;

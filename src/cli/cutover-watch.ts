@@ -11,7 +11,8 @@ import { request } from 'undici';
 import type { CutoverDecisionEvent } from '../cutover/cutover-controller.js';
 import type { CutoverProgress, CutoverStatus } from '../cutover/cutover-run.js';
 import { isActive } from '../cutover/cutover-store.js';
-import { FairwayError, errorCatalogue, type ErrorCode } from '../errors.js';
+import { FairwayError } from '../errors.js';
+import { answerError, adminHeaders, type AdminTarget } from './admin-client.js';
 
 export type CutoverStreamLine =
   | ({ type: 'status' } & CutoverStatus)
@@ -27,7 +28,8 @@ export interface WatchOptions {
   readonly onReconnect?: (reason: string) => void;
 }
 
-export async function* watchCutover(adminUrl: string, app: string, options: WatchOptions): AsyncGenerator<CutoverStreamLine> {
+export async function* watchCutover(admin: AdminTarget, app: string, options: WatchOptions): AsyncGenerator<CutoverStreamLine> {
+  const adminUrl = admin.url;
   let after = options.after;
   let id: string | undefined;
   let lostAt: number | undefined;
@@ -36,7 +38,7 @@ export async function* watchCutover(adminUrl: string, app: string, options: Watc
     const url = new URL(`v1/apps/${encodeURIComponent(app)}/cutover?watch=1&after=${after}`, adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
     let res;
     try {
-      res = await request(url, { method: 'GET', headersTimeout: 30_000, bodyTimeout: 0 });
+      res = await request(url, { method: 'GET', headers: adminHeaders(admin), headersTimeout: 30_000, bodyTimeout: 0 });
     } catch (err) {
       lostAt ??= Date.now();
       if (Date.now() - lostAt > (options.reconnectMs ?? 60_000)) {
@@ -46,17 +48,7 @@ export async function* watchCutover(adminUrl: string, app: string, options: Watc
       backoff = Math.min(backoff * 2, 2000);
       continue;
     }
-    if (res.statusCode >= 300) {
-      const text = await res.body.text();
-      let e: { code?: string; message?: string } | undefined;
-      try {
-        e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-      } catch {
-        // not a Fairway answer
-      }
-      const code = e?.code && e.code in errorCatalogue ? (e.code as ErrorCode) : 'FW_ADMIN_UNREACHABLE';
-      throw new FairwayError(code, e?.message ?? `${adminUrl} answered HTTP ${res.statusCode}`);
-    }
+    if (res.statusCode >= 300) throw await answerError(admin, res);
     lostAt = undefined;
     backoff = 100;
     let finished = false;

@@ -60,6 +60,8 @@ export interface DoctorOptions {
   readonly configFile: string;
   /** The admin API of a running router; default: the config's `listen.admin`. */
   readonly admin?: string;
+  /** The admin token to send (see admin-client.ts); absent: none (enough on the router's machine). */
+  readonly adminToken?: string;
   /** Per request to the API server or the admin API (default 5 s). */
   readonly timeoutMs?: number;
 }
@@ -244,7 +246,7 @@ async function routerChecks(config: LoadedConfig, options: DoctorOptions, timeou
   let settings: ConfigAnswer;
   let certificates: CertificateRow[];
   try {
-    const get = (path: string) => withTimeout(adminRequest(admin, 'GET', path), timeoutMs, `no answer from ${admin} within ${timeoutMs} ms`);
+    const get = (path: string) => withTimeout(adminRequest({ url: admin, token: options.adminToken }, 'GET', path), timeoutMs, `no answer from ${admin} within ${timeoutMs} ms`);
     [apps, settings, certificates] = await Promise.all([
       get('v1/apps') as Promise<AppsAnswer>,
       get('v1/config') as Promise<ConfigAnswer>,

@@ -8,11 +8,11 @@
  * unreachable or the router ended the stream (it stopped), 2 bad usage or unknown app.
  */
 import { request } from 'undici';
-import { FairwayError, errorCatalogue, type ErrorCode } from '../errors.js';
-import { adminRequest } from './admin-client.js';
+import { FairwayError } from '../errors.js';
+import { adminRequest, answerError, adminHeaders, type AdminTarget } from './admin-client.js';
 
 export interface LogsOptions {
-  readonly admin: string;
+  readonly admin: AdminTarget;
   /** How many of the newest entries to show first (a string from the command line). */
   readonly lines: string;
   readonly follow?: boolean;
@@ -76,24 +76,15 @@ export async function logsCommand(app: string, opts: LogsOptions): Promise<numbe
   }
 
   query.set('follow', '1');
-  const url = new URL(`${path}?${query}`, opts.admin.endsWith('/') ? opts.admin : `${opts.admin}/`);
+  const adminUrl = opts.admin.url;
+  const url = new URL(`${path}?${query}`, adminUrl.endsWith('/') ? adminUrl : `${adminUrl}/`);
   let res;
   try {
-    res = await request(url, { bodyTimeout: 0 });
+    res = await request(url, { headers: adminHeaders(opts.admin), bodyTimeout: 0 });
   } catch (err) {
-    throw new FairwayError('FW_ADMIN_UNREACHABLE', `cannot reach the admin API at ${opts.admin}: ${(err as Error).message} (is fairway running? set --admin or FAIRWAY_ADMIN)`);
+    throw new FairwayError('FW_ADMIN_UNREACHABLE', `cannot reach the admin API at ${adminUrl}: ${(err as Error).message} (is fairway running? set --admin or FAIRWAY_ADMIN)`);
   }
-  if (res.statusCode !== 200) {
-    const text = await res.body.text();
-    let e: { code?: string; message?: string } | undefined;
-    try {
-      e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-    } catch {
-      throw new FairwayError('FW_ADMIN_UNREACHABLE', `${opts.admin} did not answer like a Fairway admin API (HTTP ${res.statusCode})`);
-    }
-    const code = e?.code && e.code in errorCatalogue ? (e.code as ErrorCode) : 'FW_INTERNAL';
-    throw new FairwayError(code, e?.message ?? `HTTP ${res.statusCode}`);
-  }
+  if (res.statusCode !== 200) throw await answerError(opts.admin, res);
   // Interrupted: a normal way to stop following.
   const stop = () => process.exit(0);
   process.once('SIGINT', stop);

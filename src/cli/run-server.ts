@@ -1,9 +1,12 @@
 /**
  * @module
  * `fairway serve` and `fairway demo` as a process: start, print where it listens, and
- * stop cleanly on SIGTERM/SIGINT (in-flight requests get up to 10 s; a second signal
- * exits at once). Rejects with ConfigError for a bad config (exit 2 in the CLI).
+ * stop on SIGTERM/SIGINT — the first signal runs the graceful stop (`Router.drain()`, see
+ * `src/shutdown-sequence.ts`) and exits 0; a second one exits at once with 128 + the
+ * signal's number (130 for SIGINT, 143 for SIGTERM). Rejects with ConfigError for a bad
+ * config (exit 2 in the CLI).
  */
+import { constants } from 'node:os';
 import { loadConfigFile } from '../config/load-config.js';
 import { startDemoBackends, type DemoBackends } from '../demo/demo-backends.js';
 import { FairwayError } from '../errors.js';
@@ -51,12 +54,28 @@ export async function runServer(options: RunServerOptions): Promise<void> {
         `Edit ${options.configFile} and watch it reload. Ctrl-C stops.\n\n`,
     );
   }
+  // The first signal drains (Router.drain: the live `shutdown` settings), then exit 0; a
+  // second one exits at once, with the shell's code for death by that signal.
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
+    if (stopping) {
+      router.logger.warn({ signal }, 'stopping at once: a second signal during the drain');
+      router.logger.flush();
+      process.exit(128 + constants.signals[signal]);
+    }
     stopping = true;
-    router.logger.info({ signal }, 'stopping: draining requests in flight');
-    void Promise.all([router.close(10_000), backends?.close()]).then(() => process.exit(0));
+    void router
+      .drain(signal)
+      // The demo backends serve the requests being drained: they stop after them.
+      .then(() => backends?.close())
+      .then(
+        () => process.exit(0),
+        (err: Error) => {
+          router.logger.error({ code: 'FW_INTERNAL', err: err.message }, 'the stop failed');
+          router.logger.flush();
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -111,7 +111,7 @@ const pageFile = z
   .string({ error: PAGE_MESSAGE })
   .refine((v) => Object.keys(ERROR_PAGE_TYPES).some((ext) => v.toLowerCase().endsWith(ext) && v.length > ext.length), { error: PAGE_MESSAGE });
 /** The statuses the data plane answers with itself, and `maintenance` (an app in maintenance). */
-export const ERROR_PAGE_KEYS = ['400', '403', '404', '413', '431', '502', '503', '504', 'maintenance'] as const;
+export const ERROR_PAGE_KEYS = ['400', '403', '404', '413', '414', '431', '502', '503', '504', 'maintenance'] as const;
 const errorPages = z
   .partialRecord(z.enum(ERROR_PAGE_KEYS), pageFile, {
     error: 'must be a map of status (404, 502, 503, 504, …) or maintenance to a page file',
@@ -173,6 +173,72 @@ const tls = z.strictObject({
   acme: acme.optional(),
 });
 
+const intAtLeast = (min: number) => z.number({ error: `must be an integer >= ${min}` }).int({ error: `must be an integer >= ${min}` }).min(min, { error: `must be an integer >= ${min}` });
+const percent = z.number({ error: 'must be a percentage from 0 to 100' }).min(0, { error: 'must be a percentage from 0 to 100' }).max(100, { error: 'must be a percentage from 0 to 100' });
+const positiveDuration = (fallback: string) => duration(fallback).refine((ms) => ms > 0, { error: 'must be a duration above 0, like 500ms or 30s' });
+const EJECTION_ORDER = { error: 'must be >= baseEjectionTime', path: ['maxEjectionTime'] };
+
+/** Passive outlier detection, router-wide (see README "Endpoint health"). */
+const outlierDetection = z
+  .strictObject(
+    {
+      consecutiveFailures: intAtLeast(0).default(5),
+      baseEjectionTime: positiveDuration('30s'),
+      maxEjectionTime: positiveDuration('5m'),
+      maxEjectionPercent: percent.default(50),
+    },
+    { error: 'must be { consecutiveFailures, baseEjectionTime, maxEjectionTime, maxEjectionPercent }' },
+  )
+  .refine((o) => o.maxEjectionTime >= o.baseEjectionTime, EJECTION_ORDER);
+
+/** An app's outlier detection: any key absent is the router-wide one. */
+const appOutlierDetection = z
+  .strictObject(
+    {
+      consecutiveFailures: intAtLeast(0).optional(),
+      baseEjectionTime: durationOverride,
+      maxEjectionTime: durationOverride,
+      maxEjectionPercent: percent.optional(),
+    },
+    { error: 'must be { consecutiveFailures, baseEjectionTime, maxEjectionTime, maxEjectionPercent } (each optional)' },
+  )
+  .refine((o) => o.maxEjectionTime === undefined || o.baseEjectionTime === undefined || o.maxEjectionTime >= o.baseEjectionTime, EJECTION_ORDER);
+
+const healthCheck = z.strictObject(
+  {
+    path: z.string({ error: 'must be a path starting with /, like /healthz' }).regex(/^\/\S*$/, { error: 'must be a path starting with /, like /healthz' }),
+    interval: positiveDuration('10s'),
+    timeout: positiveDuration('2s'),
+    healthyThreshold: intAtLeast(1).default(2),
+    unhealthyThreshold: intAtLeast(1).default(3),
+  },
+  { error: 'must be { path, interval, timeout, healthyThreshold, unhealthyThreshold } (path is required)' },
+);
+
+const RETRY_BUDGET_MESSAGE = 'must be { percent, minPerSecond } or false';
+const minPerSecond = z.number({ error: 'must be a number >= 0' }).min(0, { error: 'must be a number >= 0' });
+const attempts = z.number({ error: 'must be an integer from 1 to 10' }).int({ error: 'must be an integer from 1 to 10' }).min(1, { error: 'must be an integer from 1 to 10' }).max(10, { error: 'must be an integer from 1 to 10' });
+
+/** Retries and their budget, router-wide. */
+const retries = z.strictObject(
+  {
+    attempts: attempts.default(3),
+    budget: z
+      .union([z.literal(false), z.strictObject({ percent: percent.default(20), minPerSecond: minPerSecond.default(10) })], { error: RETRY_BUDGET_MESSAGE })
+      .prefault({}),
+  },
+  { error: 'must be { attempts, budget }' },
+);
+
+/** An app's retries: any key absent is the router-wide one. */
+const appRetries = z.strictObject(
+  {
+    attempts: attempts.optional(),
+    budget: z.union([z.literal(false), z.strictObject({ percent: percent.optional(), minPerSecond: minPerSecond.optional() })], { error: RETRY_BUDGET_MESSAGE }).optional(),
+  },
+  { error: 'must be { attempts, budget } (each optional)' },
+);
+
 const app = z.strictObject({
   domains: z
     .array(
@@ -209,6 +275,9 @@ const app = z.strictObject({
     }),
   compression: z.boolean({ error: 'must be true or false' }).optional(),
   errorPages,
+  outlierDetection: appOutlierDetection.optional(),
+  healthCheck: healthCheck.optional(),
+  retries: appRetries.optional(),
   versionHeader: z
     .union(
       [
@@ -276,14 +345,24 @@ export const configSchema = z.strictObject({
       upstreamIdle: duration('60s'),
       clientKeepAlive: duration('75s'),
       clientHeaders: duration('60s'),
+      /** The whole request, head and body, must arrive within this (Node's requestTimeout); 0: no limit. */
+      clientRequest: duration('5m'),
+      /** A request body that pauses, or a response the client stops reading, for this long is cut (nginx's client_body_timeout / send_timeout). */
+      clientIdle: duration('60s').refine((ms) => ms > 0, { error: 'must be a duration above 0, like 30s or 2m' }),
       upgradeIdle: duration('1h'),
     })
+    // Node checks both against the time the request started: a headers timeout above the request timeout would never apply.
+    .refine((t) => t.clientRequest === 0 || t.clientHeaders <= t.clientRequest, { error: 'must not exceed timeouts.clientRequest', path: ['clientHeaders'] })
     .prefault({}),
   limits: z
     .strictObject({
       maxBodySize: size('100mb'),
       maxHeaderSize: size('16kb'),
       maxHeadersCount: z.number({ error: 'must be an integer >= 1' }).int({ error: 'must be an integer >= 1' }).min(1, { error: 'must be an integer >= 1' }).default(100),
+      /** Longest request target (path and query) in bytes: 414 above it. */
+      maxUrlLength: size('8kb').refine((n) => n >= 16, { error: 'must be a size of at least 16 bytes, like 8kb' }),
+      /** Open connections from one client address on the HTTP and HTTPS listeners; 0: no limit. */
+      maxConnectionsPerClient: z.number({ error: 'must be an integer >= 0 (0: no limit)' }).int({ error: 'must be an integer >= 0 (0: no limit)' }).min(0, { error: 'must be an integer >= 0 (0: no limit)' }).default(0),
     })
     .prefault({}),
   log: z
@@ -362,6 +441,19 @@ export const configSchema = z.strictObject({
     })
     .refine((s) => s.secret === undefined || s.secretFile === undefined, { error: 'set secret or secretFile, not both' })
     .prefault({}),
+  /** Who may call the admin API from other addresses than loopback (README "Admin API"). */
+  admin: z
+    .strictObject(
+      {
+        tokenFile: fileRef.optional(),
+        tokenSecret: z
+          .string({ error: 'must be the name of a Secret in the router namespace' })
+          .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, { error: 'must be the name of a Secret in the router namespace' })
+          .default('fairway-admin-token'),
+      },
+      { error: 'must be { tokenFile, tokenSecret }' },
+    )
+    .prefault({}),
   errorPages,
   defaultService: z
     .strictObject(
@@ -372,6 +464,20 @@ export const configSchema = z.strictObject({
   disableServerTokens: z.boolean({ error: 'must be true or false' }).default(false),
   requestIDs: z.boolean({ error: 'must be true or false' }).default(false),
   compression: compression.prefault({}),
+  outlierDetection: outlierDetection.prefault({}),
+  retries: retries.prefault({}),
+  /** The graceful stop on SIGTERM/SIGINT (README "Stopping and draining"). */
+  shutdown: z
+    .strictObject(
+      {
+        /** After the signal, listeners keep accepting this long (readiness is already false). */
+        delay: duration('0s'),
+        /** After the listeners stop, what is in flight gets this long; then it is cut. */
+        drainTimeout: duration('30s'),
+      },
+      { error: 'must be { delay, drainTimeout }' },
+    )
+    .prefault({}),
   kubernetes: z
     .strictObject({
       domainPolicy: z.array(domainRule, { error: 'must be a list of { namespaces, domains }' }).optional(),

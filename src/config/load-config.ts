@@ -7,10 +7,10 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { ZodError } from 'zod';
 import { FairwayError } from '../errors.js';
-import type { AppHandling, AppSpec, EndpointSpec, ErrorPage, ErrorPages, RouterSettings, VersionSpec } from '../model.js';
+import type { AppEndpointHealth, AppHandling, AppSpec, EndpointSpec, ErrorPage, ErrorPages, RouterSettings, VersionSpec } from '../model.js';
 import { configSchema, ERROR_PAGE_TYPES, type ConfigFile } from './config-schema.js';
 import { parseHostPort } from './host-port.js';
 
@@ -37,7 +37,9 @@ export class ConfigError extends FairwayError {
 
 export function formatProblem(file: string, p: ConfigProblem): string {
   const where = p.line === undefined ? file : `${file}:${p.line}:${p.column ?? 1}`;
-  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+  // A key path is the file's own text: control characters in it are shown escaped, so a problem stays one readable line.
+  const keyPath = p.path.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return keyPath ? `${where}: ${keyPath}: ${p.message}` : `${where}: ${p.message}`;
 }
 
 export interface LoadedConfig {
@@ -81,7 +83,25 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     return { line: pos.line, column: pos.col };
   };
 
-  const raw = doc.toJS() ?? {};
+  // A key that is a list or a map (`? [a, b]: c`) has no place in this file; as a JS key it would become its YAML text.
+  const complexKeys: ConfigProblem[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key as YamlNode | null;
+      if (key !== null && !isScalar(key)) {
+        const pos = key.range ? lineCounter.linePos(key.range[0]) : undefined;
+        complexKeys.push({ path: '', line: pos?.line, column: pos?.col, message: 'a key must be a plain name, not a list or a map' });
+      }
+    },
+  });
+  if (complexKeys.length > 0) throw new ConfigError('FW_CONFIG_SYNTAX', file, complexKeys);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // What the parser lets through but building values refuses: an alias to an anchor not defined before it, alias bombs.
+    throw new ConfigError('FW_CONFIG_SYNTAX', file, [{ path: '', line: undefined, column: undefined, message: (err as Error).message.split('\n')[0]! }]);
+  }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError('FW_CONFIG_INVALID', file, zodProblems(parsed.error, raw, locate));
 
@@ -146,6 +166,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     if (a.compression !== undefined) handling.compression = a.compression;
     const pages = readPages(a.errorPages, ['apps', name, 'errorPages']);
     if (pages !== undefined) handling.errorPages = pages;
+    const endpointHealth = appEndpointHealth(a);
     apps.push({
       name,
       domains,
@@ -168,11 +189,15 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         header: a.versionHeader === false ? undefined : { allowFrom: a.versionHeader === true ? [] : [...new Set(a.versionHeader.allowFrom)] },
       },
       ...(Object.keys(handling).length > 0 ? { handling } : {}),
+      ...(endpointHealth !== undefined ? { endpointHealth } : {}),
       source: 'file',
     });
   }
   if (cfg.tls.acme?.caBundle && !existsSync(path.resolve(dir, cfg.tls.acme.caBundle))) {
     problems.push({ path: 'tls.acme.caBundle', ...locate(['tls', 'acme', 'caBundle']), message: `file not found: ${path.resolve(dir, cfg.tls.acme.caBundle)}` });
+  }
+  if (cfg.admin.tokenFile && !existsSync(path.resolve(dir, cfg.admin.tokenFile))) {
+    problems.push({ path: 'admin.tokenFile', ...locate(['admin', 'tokenFile']), message: `file not found: ${path.resolve(dir, cfg.admin.tokenFile)}` });
   }
   if (cfg.sticky.secretFile && !existsSync(path.resolve(dir, cfg.sticky.secretFile))) {
     problems.push({ path: 'sticky.secretFile', ...locate(['sticky', 'secretFile']), message: `file not found: ${path.resolve(dir, cfg.sticky.secretFile)}` });
@@ -197,6 +222,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       platformDomain: cfg.platformDomain?.toLowerCase(),
       timeouts: cfg.timeouts,
       limits: cfg.limits,
+      shutdown: cfg.shutdown,
       accessLog: cfg.log.access,
       requestLogs: { perApp: cfg.log.perApp, ship: cfg.log.ship },
       ...(errorPages !== undefined ? { errorPages } : {}),
@@ -204,7 +230,10 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       disableServerTokens: cfg.disableServerTokens,
       requestIDs: cfg.requestIDs,
       compression: cfg.compression,
+      outlierDetection: cfg.outlierDetection,
+      retries: cfg.retries,
       sticky: { secret: cfg.sticky.secret, secretFile: cfg.sticky.secretFile ? path.resolve(dir, cfg.sticky.secretFile) : undefined },
+      admin: { tokenFile: cfg.admin.tokenFile ? path.resolve(dir, cfg.admin.tokenFile) : undefined, tokenSecret: cfg.admin.tokenSecret },
       kubernetes: {
         domainPolicy: cfg.kubernetes.domainPolicy?.map((rule) => ({
           namespaces: rule.namespaces,
@@ -237,6 +266,22 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       },
     },
   };
+}
+
+/** An app's `outlierDetection`, `healthCheck` and `retries`, with the keys it does not set left out (they mean the router-wide ones). */
+function appEndpointHealth(a: ConfigFile['apps'][string]): AppEndpointHealth | undefined {
+  const health: { -readonly [K in keyof AppEndpointHealth]: AppEndpointHealth[K] } = {};
+  if (a.outlierDetection !== undefined) health.outlierDetection = definedOnly(a.outlierDetection);
+  if (a.healthCheck !== undefined) health.healthCheck = a.healthCheck;
+  if (a.retries !== undefined) {
+    const { attempts, budget } = a.retries;
+    health.retries = definedOnly({ attempts, budget: budget === false || budget === undefined ? budget : definedOnly(budget) });
+  }
+  return Object.keys(health).length > 0 ? health : undefined;
+}
+
+function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 /** Largest error page file, in bytes (each is held in memory, per app that names it). */

@@ -46,6 +46,8 @@ export interface ReplicaStatsSourceOptions {
   readonly directory: ReplicaDirectory;
   /** How long one replica may take to answer, ms (default 2 s). */
   readonly timeoutMs?: number;
+  /** The `Authorization` header value for the other replicas' admin API (`Bearer <admin token>`), read at each call; undefined: none. */
+  readonly authorization?: () => string | undefined;
 }
 
 export class ReplicaStatsSource implements StatsSource {
@@ -75,7 +77,9 @@ export class ReplicaStatsSource implements StatsSource {
     const base = peer.adminUrl.endsWith('/') ? peer.adminUrl : `${peer.adminUrl}/`;
     const url = new URL(`v1/stats/${encodeURIComponent(app)}?versions=${versions.map(encodeURIComponent).join(',')}`, base);
     try {
-      const res = await request(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const authorization = this.#o.authorization?.();
+      const headers = authorization === undefined ? {} : { authorization };
+      const res = await request(url, { method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       const text = await res.body.text();
       if (res.statusCode !== 200) return `answered HTTP ${res.statusCode}${text ? `: ${text.slice(0, 200).trim()}` : ''}`;
       const body = JSON.parse(text) as ReplicaStats;

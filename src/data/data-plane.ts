@@ -21,6 +21,15 @@
  * a raw socket; they get a response object on that socket ({@link responseForUpgrade})
  * and take the same path, ending in an {@link UpgradeExchange} (the tunnel) instead of a
  * proxy exchange. Tunnels outlive table swaps; `close()` ends them after the drain time.
+ *
+ * Draining ({@link DrainingListener}, driven by the shutdown sequence): `beginDrain()`
+ * turns keep-alive off — every response from then on, and every response in flight whose
+ * head is not sent yet, goes out with `Connection: close` (one boolean read per request)
+ * — while the listeners keep accepting; `close(timeoutMs)` stops accepting, closes idle
+ * connections (and each one as it turns idle), gives requests in flight and tunnels
+ * `timeoutMs`, then cuts what is left and says how much that was. The connections that
+ * carry HTTP are followed for this, per connection (a set entry), never per request.
+ *
  * Every finished request and tunnel makes one access-log entry, fanned out by
  * {@link AccessLog} to stdout and the sinks given at construction (per-app logs, shipper).
  *
@@ -36,6 +45,21 @@
  * or, from a trusted proxy, what its `X-Forwarded-For` says), and that one value feeds the
  * allow list, the version header's client list and the access log; `X-Forwarded-For` sent
  * upstream is the honoured chain plus the peer (Upgrade requests take the same path).
+ *
+ * Hostile input (README "Hostile input and limits"): the listeners always use Node's
+ * strict HTTP parser (`insecureHTTPParser: false`, whatever NODE_OPTIONS says), which
+ * answers ambiguous framing and malformed syntax with 400 in {@link #onClientError}
+ * before any routing; {@link #route} adds what the parser lets through — more than one
+ * Host, a transfer coding other than `chunked`, `Transfer-Encoding` in HTTP/1.0, HTTP
+ * versions other than 1.x — and the URL length limit. Such requests are never forwarded
+ * and their connection is closed. A chunked body is dispatched upstream only once its
+ * first chunk (or its end) was parsed, so a malformed first chunk never reaches an
+ * endpoint; a malformed later chunk aborts the upstream request (the endpoint sees an
+ * incomplete body). Slow clients: `timeouts.clientHeaders` and `timeouts.clientRequest`
+ * bound the request head and the whole request (checked every
+ * {@link CONNECTIONS_CHECK_MS}); `timeouts.clientIdle` bounds each pause of a request
+ * body here (socket inactivity while the body is read) and each stall of a response in
+ * the exchange; {@link ClientConnectionLimit} bounds connections per client address.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -47,16 +71,20 @@ import type { Snapshot } from '../model.js';
 import { AccessLog, type AccessLogSink } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
-import type { ErrorCode } from '../errors.js';
+import { FairwayError, type ErrorCode } from '../errors.js';
 import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
 import { adoptProxiedAddresses, peerAddressOf } from './client-address.js';
+import { ClientConnectionLimit } from './client-connection-limit.js';
+import { CUT_GRACE_MS, NOTHING_CUT, settlesWithin, type DrainCut, type DrainingListener } from './draining-listener.js';
+import { EndpointHealth } from './endpoint-health.js';
 import { BUILTIN_PAGES } from './error-pages.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest, type VersionPickReason } from './proxy-exchange.js';
 import { ProxyProtocolGate } from './proxy-protocol-gate.js';
 import { normalizeHost, RouteTable, type VersionRoute } from './route-table.js';
 import { stampRequestIds } from './stamp-request-ids.js';
 import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
+import { TunnelSet } from './tunnel-set.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -70,6 +98,14 @@ const SAFE_METHODS = new Set(['GET', 'HEAD']);
 /** Sent with `FW_APP_MAINTENANCE`: when a client may try again, in seconds. */
 const MAINTENANCE_HEADERS: readonly string[] = ['retry-after', '60'];
 const EMPTY = Buffer.alloc(0);
+/**
+ * How often Node checks the listeners' connections against `timeouts.clientHeaders` and
+ * `timeouts.clientRequest` (its `connectionsCheckingInterval`, 30 s by default): the
+ * granularity of those timeouts. The check walks only connections with a request in progress.
+ */
+export const CONNECTIONS_CHECK_MS = 1000;
+/** Options of both listeners that no setting changes. */
+const SERVER_OPTIONS = { requireHostHeader: false, insecureHTTPParser: false, connectionsCheckingInterval: CONNECTIONS_CHECK_MS } as const;
 /** Set on a TLS socket whose ALPN callback chose `acme-tls/1`, for the SNI callback that follows. */
 const ALPN_CHALLENGE = Symbol('fairway.alpnChallenge');
 
@@ -90,8 +126,10 @@ export interface DataPlaneOptions {
   readonly accessLogSinks?: readonly AccessLogSink[];
 }
 
-export class DataPlane {
+export class DataPlane implements DrainingListener {
   readonly #registry = new UpstreamRegistry();
+  /** Endpoint health that outlives tables: outlier events, health checks, retry budgets. */
+  readonly #health: EndpointHealth;
   readonly #stats: RequestStats;
   readonly #logger: Logger;
   readonly #accessLog: Logger;
@@ -99,11 +137,25 @@ export class DataPlane {
   readonly #challenges: AcmeChallenges;
   readonly #accessLogSinks: readonly AccessLogSink[];
   /** Upgrade requests being answered and open tunnels (they left the HTTP server's books at the upgrade). */
-  readonly #tunnels = new Set<UpgradeExchange>();
+  readonly #tunnels = new TunnelSet<UpgradeExchange>();
+  /**
+   * The open connections that carry HTTP (the TCP socket on the HTTP listener, the TLS
+   * socket on the HTTPS one), from accept to close or upgrade: draining reaches their
+   * responses in flight, and the drain deadline counts the requests it cuts.
+   */
+  readonly #connections = new Set<Socket>();
+  /** Set once by {@link beginDrain}: every response from then on closes its connection. */
+  #draining = false;
+  #closing: Promise<DrainCut> | undefined;
   readonly #server: Server;
   /** PROXY protocol on the HTTP and HTTPS listeners (`proxyProtocol.http` / `.https`). */
   readonly #httpGate: ProxyProtocolGate;
   readonly #httpsGate: ProxyProtocolGate;
+  /** `limits.maxConnectionsPerClient` on the HTTP and HTTPS listeners (behind the PROXY protocol gates). */
+  readonly #httpLimit: ClientConnectionLimit;
+  readonly #httpsLimit: ClientConnectionLimit;
+  /** `timeouts.clientIdle`, ms: the longest pause of a request body. */
+  #clientIdle = 60_000;
   #https: HttpsServer | undefined;
   #table: RouteTable | undefined;
   #stickyKey: Buffer;
@@ -121,13 +173,20 @@ export class DataPlane {
     this.#challenges = options.challenges;
     this.#accessLogSinks = options.accessLogSinks ?? [];
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
-    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks) };
-    this.#server = createServer({ maxHeaderSize: options.maxHeaderSize, requireHostHeader: false }, this.#onRequest);
+    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle };
+    this.#server = createServer({ ...SERVER_OPTIONS, maxHeaderSize: options.maxHeaderSize }, this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
     this.#server.on('upgrade', this.#onUpgrade);
     this.#httpGate = new ProxyProtocolGate('http', options.stats.forProxyProtocol('http'), options.logger);
     this.#httpsGate = new ProxyProtocolGate('https', options.stats.forProxyProtocol('https'), options.logger);
+    this.#health = new EndpointHealth(options.logger.child({ component: 'endpoint-health' }));
+    this.#httpLimit = new ClientConnectionLimit('http', options.stats.connectionsRefused.http, options.logger);
+    this.#httpsLimit = new ClientConnectionLimit('https', options.stats.connectionsRefused.https, options.logger);
+    // The gate reads the PROXY header first, so the limit counts the declared client.
+    this.#httpLimit.guard(this.#server);
     this.#httpGate.guard(this.#server, true);
+    // At accept, besides the guards above (a connection they close leaves the set at once).
+    this.#server.on('connection', this.#track);
   }
 
   /** The live table (undefined until the first snapshot). */
@@ -137,22 +196,30 @@ export class DataPlane {
 
   /** Compiles `snapshot` and makes it live at once. */
   apply(snapshot: Snapshot): void {
-    const table = new RouteTable(snapshot, this.#registry, this.#stats, this.#stickyKey, this.#table);
+    const table = new RouteTable(snapshot, this.#registry, this.#stats, this.#stickyKey, this.#table, this.#health);
     const s = snapshot.settings;
-    this.#server.keepAliveTimeout = s.timeouts.clientKeepAlive;
-    this.#server.headersTimeout = s.timeouts.clientHeaders;
-    this.#server.maxHeadersCount = s.limits.maxHeadersCount + 1;
+    configureServer(this.#server, s);
+    if (this.#https !== undefined) configureServer(this.#https, s);
+    this.#httpLimit.configure(s.limits.maxConnectionsPerClient);
+    this.#httpsLimit.configure(s.limits.maxConnectionsPerClient);
+    this.#clientIdle = s.timeouts.clientIdle;
     this.#httpGate.configure(s.proxyProtocol?.http ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
     this.#httpsGate.configure(s.proxyProtocol?.https ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
     const sinks = this.#accessLogSinks;
-    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined };
+    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined, clientIdle: s.timeouts.clientIdle };
     // A default app the snapshot does not have: unknown hosts get 404 (said once per change).
     const before = this.#table;
     if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.snapshot.settings.defaultApp !== s.defaultApp)) {
       this.#logger.warn({ code: 'FW_APP_NOT_FOUND', app: s.defaultApp }, 'defaultService names an app that is not serving; unknown hosts get 404');
     }
     this.#table = table;
+    this.#health.reconcile(table);
     this.#registry.retainOnly(table.upstreams);
+  }
+
+  /** Endpoint states, health checks, retry budgets and their metrics. */
+  get endpointHealth(): EndpointHealth {
+    return this.#health;
   }
 
   /**
@@ -166,8 +233,9 @@ export class DataPlane {
     this.#stickyKey = Buffer.from(key);
     const live = this.#table;
     if (live === undefined) return;
-    const table = new RouteTable(live.snapshot, this.#registry, this.#stats, this.#stickyKey);
+    const table = new RouteTable(live.snapshot, this.#registry, this.#stats, this.#stickyKey, undefined, this.#health);
     this.#table = table;
+    this.#health.reconcile(table);
     this.#registry.retainOnly(table.upstreams);
   }
 
@@ -189,8 +257,8 @@ export class DataPlane {
     const stats = this.#stats.tls;
     const server = createHttpsServer({
       ...store.serverOptions(),
+      ...SERVER_OPTIONS,
       maxHeaderSize,
-      requireHostHeader: false,
       // Both callbacks are called with the TLS socket as `this`; ALPN runs first (Node 20).
       ALPNCallback(this: TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
         if (protocols.includes(ACME_TLS_ALPN) && (challenges.alpn(servername) || challenges.shared)) {
@@ -215,8 +283,10 @@ export class DataPlane {
     server.on('clientError', this.#onClientError);
     server.on('upgrade', this.#onUpgrade);
     // The PROXY header precedes the ClientHello: read from the raw socket, then handed to TLS.
+    this.#httpsLimit.guard(server);
     this.#httpsGate.guard(server, false);
     server.prependListener('secureConnection', adoptProxiedAddresses);
+    server.on('secureConnection', this.#track);
     server.on('secureConnection', (socket: TLSSocket) => {
       stats.handshakes++;
       if (socket.isSessionReused()) stats.resumed++;
@@ -227,6 +297,7 @@ export class DataPlane {
       stats.handshakeErrors++;
     });
     this.#https = server;
+    if (this.#table !== undefined) configureServer(server, this.#table.snapshot.settings);
     const address = await listenOn(server, host, port);
     this.#httpsPort = String(address.port);
     this.#httpsPortSuffix = address.port === 443 ? '' : `:${address.port}`;
@@ -239,27 +310,68 @@ export class DataPlane {
   }
 
   /**
-   * Stops accepting, lets requests in flight finish (up to `timeoutMs`), then closes
-   * every connection and upstream pool.
+   * Draining begins: from now on every response goes out with `Connection: close` — those
+   * of requests in flight too, when their head is not sent yet — so keep-alive clients
+   * leave after their current request. The listeners keep accepting. Irreversible.
    */
-  async close(timeoutMs = 10_000): Promise<void> {
+  beginDrain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const socket of this.#connections) {
+      const res = responseOn(socket);
+      if (res !== undefined && !res.headersSent) res.shouldKeepAlive = false;
+    }
+  }
+
+  /**
+   * Stops accepting (draining begins too, if it had not): idle connections are closed at
+   * once and the others as their response ends; requests in flight and tunnels get up to
+   * `timeoutMs`, then whatever is open is cut (tunnels get their FINs). Resolves with what
+   * was cut once every connection has ended (at most {@link CUT_GRACE_MS} after the cut),
+   * after closing the upstream pools. A second call gets the first one's result.
+   */
+  close(timeoutMs = 10_000): Promise<DrainCut> {
+    return (this.#closing ??= this.#close(timeoutMs));
+  }
+
+  async #close(timeoutMs: number): Promise<DrainCut> {
+    this.beginDrain();
     const servers: Server[] = this.#https ? [this.#server, this.#https] : [this.#server];
-    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
+    // Resolves once every connection of the listeners has ended (Node 20's close() also closes the idle ones), and then every tunnel.
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())))).then(() => this.#tunnels.whenEmpty());
     // Connections still sending their PROXY header have sent no request yet.
     this.#httpGate.destroyPending();
     this.#httpsGate.destroyPending();
-    // Connections turn idle as their last response ends: close them as they do.
+    // A response whose head went out before draining began leaves its connection idle: close those as they turn so.
     const sweep = setInterval(() => servers.forEach((s) => s.closeIdleConnections()), 100);
-    const deadline = setTimeout(() => {
-      servers.forEach((s) => s.closeAllConnections());
-      // Upgraded connections are not the HTTP server's to close (but its close waits for them).
-      for (const tunnel of this.#tunnels) tunnel.close();
-    }, timeoutMs);
-    await closed;
+    let cut = NOTHING_CUT;
+    if (!(await settlesWithin(closed, timeoutMs))) {
+      cut = this.#cut(servers);
+      await settlesWithin(closed, CUT_GRACE_MS);
+    }
     clearInterval(sweep);
-    clearTimeout(deadline);
+    this.#health.close();
     await this.#registry.close();
+    return cut;
   }
+
+  /** The drain deadline: every connection and tunnel still open is closed; counts what that cut. */
+  #cut(servers: readonly Server[]): DrainCut {
+    let requests = 0;
+    for (const socket of this.#connections) if (responseOn(socket) !== undefined) requests++;
+    for (const s of servers) s.closeAllConnections();
+    // Upgraded connections are not the HTTP server's to close (but its close waits for them).
+    const tunnels = this.#tunnels.size;
+    for (const tunnel of this.#tunnels) tunnel.close();
+    return { requests, tunnels, tcpSessions: 0 };
+  }
+
+  /** Follows a connection that carries HTTP from its accept until it closes (or is upgraded: it is a tunnel's then). */
+  readonly #track = (socket: Socket): void => {
+    const connections = this.#connections;
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  };
 
   /**
    * An Upgrade request (WebSocket and others): routed like any request — by
@@ -275,11 +387,14 @@ export class DataPlane {
       earlier.once('finish', () => setImmediate(() => this.#onUpgrade(req, socket, EMPTY)));
       return;
     }
+    // From here the connection is the upgrade's: a tunnel, or closed after the answer.
+    this.#connections.delete(socket as Socket);
     this.#onRequest(req, responseForUpgrade(req, socket as Socket));
   };
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
+    if (this.#draining) res.shouldKeepAlive = false;
     const https = (req.socket as TLSSocket).encrypted === true;
     // ACME HTTP-01 answers come before any routing or HTTPS redirect.
     if (!https && req.url!.charCodeAt(1) === 46 /* "/." */) {
@@ -315,6 +430,9 @@ export class DataPlane {
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, peer, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
+    // What Node's parser lets through but the router does not forward: HTTP/0.9 and 2+ request lines, over-long targets.
+    if (req.httpVersionMajor !== 1) return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
+    if (req.url!.length > limits.maxUrlLength) return this.#answer(req, res, started, peer, 'FW_URL_TOO_LONG', 'url_too_long', undefined, undefined, undefined, undefined, true);
     const raw = req.rawHeaders;
     if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, peer, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
 
@@ -330,12 +448,18 @@ export class DataPlane {
     let upgrade: string | undefined;
     let acceptEncoding: string | undefined;
     let xff: string | undefined;
+    /** More than one Host, or a Transfer-Encoding other than one `chunked` (RFC 9112 §3.2, §6.1). */
+    let ambiguous = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const value = raw[i + 1]!;
       const lower = name.toLowerCase();
       if (DROPPED_REQUEST_HEADERS.has(lower)) {
-        if (lower === 'transfer-encoding') chunked = true;
+        if (lower === 'transfer-encoding') {
+          // The parser frames by the last coding; `gzip, chunked` would lose its gzip here, so only `chunked` is accepted.
+          if (chunked || value.length !== 7 || value.toLowerCase() !== 'chunked') ambiguous = true;
+          chunked = true;
+        }
         else if (lower === 'x-request-id') requestId = value;
         else if (lower === 'connection') connection = value;
         else if (lower === 'upgrade') upgrade = value;
@@ -343,11 +467,17 @@ export class DataPlane {
         else if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff},${value}`;
         continue;
       }
-      if (lower === 'host') host = value;
-      else if (lower === 'content-length') contentLength = value;
+      if (lower === 'host') {
+        if (host !== undefined) ambiguous = true;
+        host = value;
+      } else if (lower === 'content-length') contentLength = value;
       else if (lower === 'cookie') cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       else if (lower === 'accept-encoding') acceptEncoding = acceptEncoding === undefined ? value : `${acceptEncoding}, ${value}`;
       headers.push(name, value);
+    }
+    // HTTP/1.0 has no chunked coding: a Transfer-Encoding there is faulty framing (RFC 9112 §6.1).
+    if (ambiguous || (chunked && req.httpVersionMinor === 0)) {
+      return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
     }
     // The client ({@link ClientAddress}): the peer, unless the peer is a trusted proxy and its X-Forwarded-For names another.
     let clientIp = peer;
@@ -368,8 +498,10 @@ export class DataPlane {
       return this.#answer(req, res, started, clientIp, 'FW_APP_MAINTENANCE', app.stats, requestId, host, app.name, undefined, hasBody(contentLength, chunked), MAINTENANCE_HEADERS);
     }
     let path = req.url!;
-    if (path.charCodeAt(0) !== 47 /* / */ && path !== '*') {
-      // Absolute-form target (`GET http://host/path`): forward origin-form.
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      // Absolute-form target (`GET http://host/path`): forward origin-form. The asterisk form
+      // (`OPTIONS *`) asks about the server, not a resource: no endpoint is asked (nginx answers 400 too).
+      if (path === '*') return this.#answer(req, res, started, clientIp, 'FW_BAD_REQUEST', 'bad_request', requestId, host, undefined, undefined, true);
       try {
         const u = new URL(path);
         path = u.pathname + u.search;
@@ -411,8 +543,10 @@ export class DataPlane {
       }
       body = req;
     } else if (chunked) {
-      body = req.pipe(new BodyLimit(app.maxBodySize));
+      // Piped from the request once its first chunk is parsed (see the end of this method).
+      body = new BodyLimit(app.maxBodySize);
     }
+    if (body !== null) watchBodyIdle(req, this.#clientIdle);
     if (connection !== undefined) dropConnectionTokens(headers, connection);
     headers.push(
       'x-forwarded-for', forwardedFor,
@@ -434,7 +568,9 @@ export class DataPlane {
       new UpgradeExchange(res, req.socket, fwd, upgrade ?? '', app, version, this.#ctx, this.#tunnels, started).start();
       return;
     }
-    new ProxyExchange(res, fwd, app, version, this.#ctx, started).start();
+    const exchange = new ProxyExchange(res, fwd, app, version, this.#ctx, started);
+    if (chunked) startOnFirstChunk(req, body as BodyLimit, exchange);
+    else exchange.start();
   }
 
   /**
@@ -487,6 +623,61 @@ function dropConnectionTokens(headers: string[], connection: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
     if (tokens.includes(headers[i]!.toLowerCase())) headers.splice(i, 2);
   }
+}
+
+/** What a reload changes on a listener (Node reads these properties for each connection or check). */
+function configureServer(server: Server, s: Snapshot['settings']): void {
+  server.keepAliveTimeout = s.timeouts.clientKeepAlive;
+  server.headersTimeout = s.timeouts.clientHeaders;
+  server.requestTimeout = s.timeouts.clientRequest;
+  server.maxHeadersCount = s.limits.maxHeadersCount + 1;
+}
+
+/**
+ * Starts `exchange` once the first chunk of `req`'s chunked body, or its end, was parsed,
+ * and streams the body to it through `limit`. A malformed first chunk — or a syntax error
+ * in the bytes that arrived with it — makes the parser fail first (answered 400 by
+ * `#onClientError`, which ends the connection): the exchange never starts. `pipe()` does
+ * not pass errors on, so a body cut short or malformed later fails the upstream request
+ * explicitly (its endpoint sees an incomplete body) instead of leaving it waiting.
+ */
+function startOnFirstChunk(req: IncomingMessage, limit: BodyLimit, exchange: ProxyExchange): void {
+  // 'readable' can come while the bytes that brought the first chunk are still being parsed (Node runs
+  // the tick queue between parser callbacks); a turn of the event loop later they all were, and a
+  // syntax error among them was answered and the connection ended.
+  req.once('readable', () => setImmediate(start));
+  const start = (): void => {
+    const socket = req.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    // undici listens to the body only once it writes it, and checks `errored` then: an error before must not go unheard.
+    limit.on('error', ignore);
+    req.once('error', () => limit.destroy(new FairwayError('FW_BAD_REQUEST', 'the request body was cut short or malformed')));
+    req.pipe(limit);
+    exchange.start();
+  };
+}
+
+function ignore(): void {}
+
+/**
+ * `timeouts.clientIdle` for a request body: the socket is cut when no byte arrives for `ms`
+ * while the body is read (Node destroys a server socket whose timeout fires unheard). Off
+ * again at the body's end, unless the response already finished and Node set its keep-alive
+ * timeout on the socket.
+ */
+function watchBodyIdle(req: IncomingMessage, ms: number): void {
+  req.socket.setTimeout(ms);
+  req.once('end', endBodyIdle);
+}
+
+function endBodyIdle(this: IncomingMessage): void {
+  const socket = this.socket as Socket & { _httpMessage?: ServerResponse | null };
+  if (socket._httpMessage) socket.setTimeout(0);
+}
+
+/** The response being written on an HTTP connection (Node's own record of it), if any: a request in flight. */
+function responseOn(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {

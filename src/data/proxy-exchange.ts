@@ -35,7 +35,7 @@ import { CompressionWriter } from './compression-writer.js';
 import type { AppRoute, VersionRoute } from './route-table.js';
 import type { Upstream } from './upstream-registry.js';
 
-/** At most this many endpoints are tried for one request. */
+/** At most this many endpoints are tried for one Upgrade request (other requests: the app's `retries.attempts`). */
 export const MAX_ATTEMPTS = 3;
 
 /** Response headers that describe the upstream connection, not the response. */
@@ -88,6 +88,8 @@ export interface ForwardRequest {
 export interface ExchangeContext {
   /** The access log (stdout and the per-app and shipping sinks); undefined: every one is off. */
   readonly accessLog: AccessLog | undefined;
+  /** `timeouts.clientIdle`, ms: a response the client does not read for this long is cut. */
+  readonly clientIdle: number;
 }
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
@@ -106,6 +108,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #clientGone = false;
   #done = false;
   #bytes = 0;
+  /** Armed while the client is not reading the response (`timeouts.clientIdle`). */
+  #sendTimer: NodeJS.Timeout | undefined;
+  /** Made on the first backpressure only: most responses never need it. */
+  #onDrain: (() => void) | undefined;
+  /** The catalogue code of the failure answered (the access log's `code`), if any. */
+  #errorCode: ErrorCode | undefined;
+  /** The connection was cut by the send timeout (the access log says so). */
+  #idleCut = false;
   /** Writes the body of a response selected for compression (else the body goes straight to `res`). */
   #writer: CompressionWriter | undefined;
 
@@ -120,6 +130,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   start(): void {
+    this.#app.retryBudget?.request();
     const upstream = this.#version.pickUpstream();
     // pickVersion only returns versions with endpoints, so this is always set.
     this.#dispatch(upstream!);
@@ -151,6 +162,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    // Outlier detection: a 5xx is a failure of the endpoint; any other answer ends its run of failures.
+    if (statusCode >= 500) this.#version.outliers.failure(this.#upstream!);
+    else this.#version.outliers.success(this.#upstream!);
     const res = this.#res;
     if (this.#clientGone || res.destroyed) return false;
     const app = this.#app;
@@ -185,10 +199,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     this.#bytes += chunk.length;
     const writer = this.#writer;
-    if (writer !== undefined) return writer.write(chunk, this.#resume!);
-    const ok = this.#res.write(chunk);
-    if (!ok) this.#res.once('drain', this.#resume!);
+    // Backpressure: false pauses the upstream until the client has read what is buffered (then `#onDrain`).
+    const ok = writer !== undefined ? writer.write(chunk, (this.#onDrain ??= this.#drained.bind(this))) : this.#res.write(chunk);
+    if (!ok) {
+      if (writer === undefined) this.#res.once('drain', (this.#onDrain ??= this.#drained.bind(this)));
+      // `timeouts.clientIdle`, nginx's send_timeout: a client that reads nothing for that long is cut.
+      this.#sendTimer = setTimeout(ProxyExchange.#sendTimedOut, this.#ctx.clientIdle, this);
+    }
     return ok;
+  }
+
+  /** The client read what was buffered: the upstream may send again. */
+  #drained(): void {
+    clearTimeout(this.#sendTimer);
+    this.#sendTimer = undefined;
+    this.#resume!();
+  }
+
+  /** The client read nothing for `timeouts.clientIdle`: its connection is cut (logged as 499 with error `client_idle`). */
+  static #sendTimedOut(exchange: ProxyExchange): void {
+    exchange.#sendTimer = undefined;
+    exchange.#idleCut = true;
+    exchange.#res.destroy();
   }
 
   onComplete(): void {
@@ -201,7 +233,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const upstream = this.#upstream!;
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (this.#clientGone) {
-      this.#finish(499, undefined);
+      this.#finish(499, this.#idleCut ? 'client_idle' : undefined);
       return;
     }
     if (err instanceof FairwayError) {
@@ -214,6 +246,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       ? code === 'UND_ERR_CONNECT_TIMEOUT' ? 'timeout' : 'refused'
       : code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? 'timeout' : reset ? 'reset' : 'failed';
     this.#version.stats.upstreamErrors[reason]++;
+    // Outlier detection: a failure before the response (after it, the endpoint's status was counted).
+    if (!this.#headersSent) this.#version.outliers.failure(upstream);
     if (!this.#headersSent && (notSent || (reset && this.#fwd.body === null && IDEMPOTENT.has(this.#fwd.method))) && this.#bodyReplayable()) {
       const next = this.#nextUpstream(upstream);
       if (next) {
@@ -230,6 +264,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** Answers with an error page if nothing was sent yet, else cuts the client connection. */
   #fail(code: ErrorCode, reason: UpstreamErrorReason | undefined, err: Error): void {
     const res = this.#res;
+    this.#errorCode = code;
     if (this.#headersSent) {
       // The status line is gone; the only honest signal left is an incomplete response.
       // The log still records what the status would have been.
@@ -241,18 +276,26 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#finish(status, reason ?? err.message);
   }
 
+  /**
+   * The endpoint for the next attempt after `failed`: another of this version's, else
+   * (not for a version chosen by header) one of a fallback version's, which becomes the
+   * exchange's version. Undefined when the app's attempts are used up, no endpoint is
+   * left, or the app's retry budget refuses.
+   */
   #nextUpstream(failed: Upstream): Upstream | undefined {
     const tried = (this.#tried ??= []);
     tried.push(failed);
-    if (tried.length >= MAX_ATTEMPTS) return undefined;
+    const app = this.#app;
+    if (tried.length >= app.maxAttempts) return undefined;
     const same = this.#version.pickUpstream(tried);
-    if (same) return same;
     // A tester who asked for a version gets that version or an error, never another one.
-    if (this.#fwd.pick === 'header') return undefined;
-    const other = this.#app.fallbackVersion(this.#version, tried);
-    if (!other) return undefined;
-    this.#version = other;
-    return other.pickUpstream(tried);
+    const other = same === undefined && this.#fwd.pick !== 'header' ? app.fallbackVersion(this.#version, tried) : undefined;
+    if (same === undefined && other === undefined) return undefined;
+    // Somewhere to retry: the budget decides whether to (so retries cannot amplify an outage).
+    if (app.retryBudget !== undefined && !app.retryBudget.withdraw()) return undefined;
+    if (same !== undefined) return same;
+    this.#version = other!;
+    return other!.pickUpstream(tried);
   }
 
   #bodyReplayable(): boolean {
@@ -269,6 +312,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #finish(status: number, error: string | undefined): void {
     if (this.#done) return;
     this.#done = true;
+    if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
     const now = performance.now();
     const upstream = this.#upstream!;
     upstream.outstanding--;
@@ -294,6 +338,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         clientIp: fwd.clientIp,
         attempts: (this.#tried?.length ?? 0) + 1,
         error, // omitted from the line when undefined
+        code: this.#errorCode, // likewise
       });
     }
   }

@@ -8,7 +8,9 @@
  *
  * Host matching order: exact domain → one-label wildcard (`*.example.test` matches
  * `a.example.test`, not `a.b.example.test`) → platform subdomain (`<app>.<platformDomain>`
- * reaches app `<app>`, as every app did on the Deis router).
+ * reaches app `<app>`, as every app did on the Deis router). Each table keeps the answers
+ * (misses too) for the Host values it has seen in a bounded LRU cache, so a request's
+ * lookup is usually one map hit whatever matched, and hostile Host values cannot grow it.
  *
  * An app's policy is compiled here too: its allow list into an {@link AllowList} (its own
  * entries under the router-wide {@link AllowListRules}), its
@@ -24,51 +26,70 @@
  * is the app that takes the others when `defaultApp` (the Deis default service) is set and
  * names an app of the snapshot.
  */
-import type { AppHandling, AppSpec, LoadBalancing, RouterSettings, Snapshot, Timeouts, VersionPick } from '../model.js';
+import { DEFAULT_OUTLIER_DETECTION, DEFAULT_RETRIES, type AppHandling, type AppSpec, type LoadBalancing, type OutlierDetection, type RetryBudgetSettings, type RouterSettings, type Snapshot, type Timeouts, type VersionPick } from '../model.js';
 import type { RequestStats, VersionStats } from '../observability/request-stats.js';
 import { AllowList, AllowListRules } from './allow-list.js';
 import { ClientAddress } from './client-address.js';
 import { CompressionPolicy } from './compression-policy.js';
+import type { EndpointHealth } from './endpoint-health.js';
 import { ErrorPages } from './error-pages.js';
+import { OutlierDetector } from './outlier-detector.js';
+import type { RetryBudget } from './retry-budget.js';
 import { SmoothWeightedPicker } from './smooth-weighted-picker.js';
 import { StickyCookie } from './sticky-cookie.js';
 import type { Upstream, UpstreamRegistry } from './upstream-registry.js';
+import { LRUCache } from 'lru-cache';
 
 export class VersionRoute {
   readonly name: string;
   readonly weight: number;
   readonly upstreams: readonly Upstream[];
   readonly stats: VersionStats;
+  /** Where exchanges report each attempt's outcome (passive outlier detection). */
+  readonly outliers: OutlierDetector;
   readonly #loadBalancing: LoadBalancing;
   #next = 0;
 
-  constructor(name: string, weight: number, upstreams: Upstream[], loadBalancing: LoadBalancing, stats: VersionStats) {
+  constructor(name: string, weight: number, upstreams: Upstream[], loadBalancing: LoadBalancing, stats: VersionStats, outliers?: OutlierDetector) {
     this.name = name;
     this.weight = weight;
     this.upstreams = upstreams;
     this.#loadBalancing = loadBalancing;
     this.stats = stats;
+    this.outliers = outliers ?? new OutlierDetector(stats.app, name, upstreams, NO_OUTLIER_DETECTION, NO_EVENTS);
   }
 
   /**
    * The endpoint for the next request, skipping those in `tried`. Least-outstanding
-   * breaks ties in rotation, so an idle version is served round-robin.
+   * breaks ties in rotation, so an idle version is served round-robin. Endpoints not
+   * {@link Upstream.available} (ejected, unhealthy) are picked only when none of the
+   * others is: better to try one than to refuse the request.
    */
   pickUpstream(tried?: readonly Upstream[]): Upstream | undefined {
     const list = this.upstreams;
     const n = list.length;
     const start = this.#next++ % n;
     if (this.#next > 0x3fffffff) this.#next = 0;
+    const roundRobin = this.#loadBalancing === 'round-robin';
     let best: Upstream | undefined;
+    let spare: Upstream | undefined;
     for (let k = 0; k < n; k++) {
       const u = list[(start + k) % n]!;
       if (tried && tried.includes(u)) continue;
-      if (this.#loadBalancing === 'round-robin') return u;
+      if (!u.available) {
+        if (!spare || u.outstanding < spare.outstanding) spare = u;
+        continue;
+      }
+      if (roundRobin) return u;
       if (!best || u.outstanding < best.outstanding) best = u;
     }
-    return best;
+    return best ?? spare;
   }
 }
+
+const NO_OUTLIER_DETECTION: OutlierDetection = { ...DEFAULT_OUTLIER_DETECTION, consecutiveFailures: 0 };
+const NO_EVENTS = { ejected() {}, readmitted() {} };
+const DEFAULT_RETRY_BUDGET = DEFAULT_RETRIES.budget as RetryBudgetSettings;
 
 /** Node timers fire at once above this many ms, so longer timeouts are capped to it (~24.8 days). */
 export const MAX_TIMEOUT = 2 ** 31 - 1;
@@ -96,7 +117,7 @@ function shareHandling(settings: RouterSettings): SharedHandling {
  */
 function handlingKey(settings: RouterSettings): string {
   const s = settings;
-  return JSON.stringify([s.limits.maxBodySize, s.disableServerTokens, s.requestIDs, s.compression]);
+  return JSON.stringify([s.limits.maxBodySize, s.disableServerTokens, s.requestIDs, s.compression, s.outlierDetection, s.retries]);
 }
 
 /** Whether two snapshots' router-wide pages are the same (by reference first: pages can be large). */
@@ -142,11 +163,16 @@ export class AppRoute {
   readonly versionHeader: boolean;
   /** Clients whose `X-Fairway-Version` counts; undefined: every client (when {@link versionHeader}). */
   readonly versionHeaderFrom: AllowList | undefined;
+  /** Endpoints tried at most for one request, the first included (`retries.attempts`). */
+  readonly maxAttempts: number;
+  /** Caps this app's retries (`retries.budget`); undefined: no budget. */
+  readonly retryBudget: RetryBudget | undefined;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
   constructor(
     name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts,
     pick?: VersionPick, stickyKey?: Buffer, allowRules?: AllowListRules, handling?: AppHandling, shared?: SharedHandling,
+    retry?: { readonly attempts: number; readonly budget: RetryBudget | undefined },
   ) {
     this.name = name;
     this.versions = versions;
@@ -163,6 +189,8 @@ export class AppRoute {
     this.sticky = pick?.sticky && stickyKey ? new StickyCookie(stickyKey, name, versions) : undefined;
     this.versionHeader = pick?.header !== undefined;
     this.versionHeaderFrom = pick?.header && pick.header.allowFrom.length > 0 ? new AllowList(pick.header.allowFrom) : undefined;
+    this.maxAttempts = retry?.attempts ?? DEFAULT_RETRIES.attempts;
+    this.retryBudget = retry?.budget;
     const s = shared?.settings;
     this.maxBodySize = handling?.bodySize ?? s?.limits.maxBodySize ?? Infinity;
     this.compression = (handling?.compression ?? s?.compression?.enabled) ? shared?.compression : undefined;
@@ -221,6 +249,12 @@ export class RouteTable {
   readonly #allowRules: AllowListRules;
   readonly #exact = new Map<string, AppRoute>();
   readonly #wildcard = new Map<string, AppRoute>();
+  /**
+   * `Host` header values already resolved (misses included), most recent first. Bounded
+   * in entries and in key length, so a flood of distinct or huge Host headers cannot grow
+   * it; it lives and dies with the table, so a swap never serves a stale answer.
+   */
+  readonly #resolved = new LRUCache<string, AppRoute | typeof NO_APP>({ max: HOST_CACHE_ENTRIES });
   readonly #byName = new Map<string, AppRoute>();
   readonly #platformSuffix: string | undefined;
   readonly #stickyKey: Buffer | undefined;
@@ -237,7 +271,7 @@ export class RouteTable {
    * same timeouts and key, keeps its compiled route (and its weighted picker's state), so
    * a change to one app among thousands compiles one app.
    */
-  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats, stickyKey?: Buffer, previous?: RouteTable) {
+  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats, stickyKey?: Buffer, previous?: RouteTable, health?: EndpointHealth) {
     this.snapshot = snapshot;
     this.#stickyKey = stickyKey;
     const pd = snapshot.settings.platformDomain;
@@ -266,7 +300,7 @@ export class RouteTable {
           this.upstreams.add(u);
           upstreams.push(u);
           return u;
-        }, stats, stickyKey, allowRules, this.#shared);
+        }, stats, stickyKey, allowRules, this.#shared, health);
         compiledFrom.set(route, { app, upstreams });
       }
       this.#byName.set(app.name, route);
@@ -295,7 +329,19 @@ export class RouteTable {
 
   /** The app serving a `Host` header value (any case, with or without port), if any. */
   match(hostHeader: string): AppRoute | undefined {
-    const host = normalizeHost(hostHeader);
+    const cached = this.#resolved.get(hostHeader);
+    if (cached !== undefined) return cached === NO_APP ? undefined : cached;
+    const app = this.#lookup(normalizeHost(hostHeader));
+    if (hostHeader.length <= MAX_CACHED_HOST_LENGTH) this.#resolved.set(hostHeader, app ?? NO_APP);
+    return app;
+  }
+
+  /** Resolved hosts held (at most {@link HOST_CACHE_ENTRIES}). */
+  get cachedHosts(): number {
+    return this.#resolved.size;
+  }
+
+  #lookup(host: string): AppRoute | undefined {
     const exact = this.#exact.get(host);
     if (exact) return exact;
     const dot = host.indexOf('.');
@@ -315,17 +361,40 @@ export class RouteTable {
   }
 }
 
+/** A cached miss (the cache cannot hold undefined). */
+const NO_APP = Symbol('no app');
+/** Resolved Host values a table keeps: every host of a 10,000-host table, plus room for misses. */
+export const HOST_CACHE_ENTRIES = 16_384;
+/** Longer Host values (a DNS name is at most 253 characters, plus a port) are resolved but not cached. */
+const MAX_CACHED_HOST_LENGTH = 270;
+
 /** The AppSpec a compiled route was made from, and the upstreams it sends to (for reuse). */
 const compiledFrom = new WeakMap<AppRoute, { app: AppSpec; upstreams: readonly Upstream[] }>();
 
 function compileApp(
   app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats, stickyKey: Buffer | undefined,
-  allowRules: AllowListRules, shared: SharedHandling,
+  allowRules: AllowListRules, shared: SharedHandling, health: EndpointHealth | undefined,
 ): AppRoute {
-  const versions = app.versions.map(
-    (v) => new VersionRoute(v.name, v.weight, v.endpoints.map(upstream), app.loadBalancing, stats.forVersion(app.name, v.name)),
-  );
-  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey, allowRules, app.handling, shared);
+  // Endpoint health: the app's own keys over the router-wide ones.
+  const own = app.endpointHealth;
+  const router = shared.settings;
+  const outlier = { ...(router.outlierDetection ?? DEFAULT_OUTLIER_DETECTION), ...own?.outlierDetection };
+  if (outlier.maxEjectionTime < outlier.baseEjectionTime) outlier.maxEjectionTime = outlier.baseEjectionTime;
+  const retries = router.retries ?? DEFAULT_RETRIES;
+  const ownBudget = own?.retries?.budget;
+  // `false` at either level turns the budget off; an app's partial budget goes over the router-wide (or default) one.
+  const budget = ownBudget === false || (ownBudget === undefined && retries.budget === false)
+    ? undefined
+    : { ...(retries.budget || DEFAULT_RETRY_BUDGET), ...ownBudget };
+  const versions = app.versions.map((v) => {
+    const upstreams = v.endpoints.map(upstream);
+    const outliers = health && new OutlierDetector(app.name, v.name, upstreams, outlier, health);
+    return new VersionRoute(v.name, v.weight, upstreams, app.loadBalancing, stats.forVersion(app.name, v.name), outliers);
+  });
+  return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey, allowRules, app.handling, shared, {
+    attempts: own?.retries?.attempts ?? retries.attempts,
+    budget: budget && health?.budgets.for(app.name, budget),
+  });
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

@@ -8,7 +8,10 @@
  * to the next endpoint (each endpoint once), and when all fail the client connection is
  * closed. A connection with no byte either way for `idleTimeout` is closed. `update()`
  * swaps the endpoints and timeouts for new connections; open connections keep theirs.
- * `close()` stops accepting, lets open sessions run until `timeoutMs`, then cuts them.
+ * Draining ({@link DrainingListener}): `beginDrain()` changes nothing — raw TCP has no
+ * way to ask a client to leave, so sessions go on through the shutdown delay and new ones
+ * are accepted; `close()` stops accepting, lets open sessions run until `timeoutMs`, then
+ * cuts them and says how many it cut.
  *
  * PROXY protocol: with `proxyProtocol.tcp` on (given to `update()`), a connection must
  * start with a PROXY header ({@link ProxyProtocolGate}), read before an endpoint is
@@ -22,13 +25,15 @@ import { endpointKey, type ProxyProtocolSettings, type TcpRoute } from '../model
 import type { Logger } from '../observability/logger.js';
 import type { TcpStats } from '../observability/request-stats.js';
 import { connectionAddressesOf } from './client-address.js';
+import { CUT_GRACE_MS, NOTHING_CUT, settlesWithin, type DrainCut, type DrainingListener } from './draining-listener.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import type { ProxyProtocolGate } from './proxy-protocol-gate.js';
 
-export class TcpProxy {
+export class TcpProxy implements DrainingListener {
   readonly #server: Server;
   readonly #logger: Logger;
   readonly #sessions = new Set<Socket>();
+  #closing: Promise<DrainCut> | undefined;
   readonly stats: TcpStats;
   #route: TcpRoute;
   #next = 0;
@@ -66,14 +71,27 @@ export class TcpProxy {
     });
   }
 
-  async close(timeoutMs = 10_000): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  /** Nothing to do: see the module comment. */
+  beginDrain(): void {}
+
+  /**
+   * Stops accepting; open sessions get up to `timeoutMs`, then those left are cut.
+   * Resolves with what was cut once every session has ended. A second call gets the
+   * first one's result.
+   */
+  close(timeoutMs = 10_000): Promise<DrainCut> {
+    return (this.#closing ??= this.#close(timeoutMs));
+  }
+
+  async #close(timeoutMs: number): Promise<DrainCut> {
+    // Resolves once every accepted connection has ended.
+    const closed = new Promise<void>((resolve) => (this.#server.listening ? this.#server.close(() => resolve()) : resolve()));
     this.#proxyProtocol?.destroyPending();
-    const deadline = setTimeout(() => {
-      for (const s of this.#sessions) s.destroy();
-    }, timeoutMs);
-    await closed;
-    clearTimeout(deadline);
+    if (await settlesWithin(closed, timeoutMs)) return NOTHING_CUT;
+    const tcpSessions = this.#sessions.size;
+    for (const s of this.#sessions) s.destroy();
+    await settlesWithin(closed, CUT_GRACE_MS);
+    return { ...NOTHING_CUT, tcpSessions };
   }
 
   #accept(client: Socket): void {

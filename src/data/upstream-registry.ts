@@ -9,6 +9,11 @@
  * A pool is created on the endpoint's first request, not when a table names it: an
  * undici Pool costs ~19 KB before it holds a connection, and a cluster of 10,000 apps
  * names 30,000 endpoints most of which a given replica may rarely reach.
+ *
+ * An Upstream also carries its endpoint's health, so that it survives table swaps: the
+ * outlier detector's count of failures in a row and ejection (see `outlier-detector.ts`),
+ * and how many active health checks find it failing (see `health-checker.ts`). Pickers
+ * read one boolean, {@link Upstream.available}; timers, not the hot path, change it.
  */
 import { Pool } from 'undici';
 import { endpointKey, type EndpointSpec } from '../model.js';
@@ -20,6 +25,18 @@ export class Upstream {
   readonly connectTimeout: number;
   /** Requests dispatched to this endpoint and not yet finished (least-outstanding picks). */
   outstanding = 0;
+  /** False while ejected or failing an active health check: it gets no new requests (unless none of its version's is available). */
+  available = true;
+  /** Outlier detection: failures in a row; any other response resets it. */
+  consecutiveFailures = 0;
+  /** Outlier detection: ejected until the ejection timer readmits it. */
+  ejected = false;
+  /** Outlier detection: the ejection multiplier (times ejected, less one per healthy `baseEjectionTime` after readmission). */
+  ejections = 0;
+  /** Active health checks that find the endpoint unhealthy now (several apps may check one endpoint). */
+  failingChecks = 0;
+  /** The ejection timer while ejected, then the multiplier's decay timer while `ejections > 0`. */
+  #timer: NodeJS.Timeout | undefined;
   #pool: Pool | undefined;
   #closed = false;
 
@@ -46,9 +63,46 @@ export class Upstream {
     return this.#pool;
   }
 
+  /**
+   * Ejects the endpoint for `ms` (an unref'd timer), counting the ejection. Readmitted at
+   * the timer, it calls `onReadmit`; then each `decayMs` it is not ejected again takes one
+   * off the multiplier.
+   */
+  eject(ms: number, decayMs: number, onReadmit: () => void): void {
+    clearTimeout(this.#timer);
+    this.ejected = true;
+    this.ejections++;
+    this.consecutiveFailures = 0;
+    this.#refresh();
+    this.#timer = setTimeout(() => {
+      this.ejected = false;
+      this.#refresh();
+      this.#decay(decayMs);
+      onReadmit();
+    }, ms).unref();
+  }
+
+  #decay(decayMs: number): void {
+    this.#timer = this.ejections <= 0 ? undefined : setTimeout(() => {
+      this.ejections--;
+      this.#decay(decayMs);
+    }, decayMs).unref();
+  }
+
+  /** One more (`+1`) or one fewer (`-1`) active health check finds the endpoint unhealthy. */
+  checkFailing(delta: 1 | -1): void {
+    this.failingChecks += delta;
+    this.#refresh();
+  }
+
+  #refresh(): void {
+    this.available = !this.ejected && this.failingChecks === 0;
+  }
+
   /** Closes the pool, if one was made: gracefully, or aborting in-flight requests with `force`. */
   async close(force = false): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#timer);
     const pool = this.#pool;
     if (pool) await (force ? pool.destroy() : pool.close()).catch(() => {});
   }

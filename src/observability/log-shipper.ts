@@ -20,7 +20,7 @@
  * time; `close()` makes one last attempt, bounded in time, and stops.
  */
 import { Agent, request } from 'undici';
-import type { LogShipSettings } from '../model.js';
+import { publicUrl, type LogShipSettings } from '../model.js';
 import type { AccessLogEntry, AccessLogSink } from './access-log.js';
 import { entryJson } from './access-log.js';
 import type { Logger } from './logger.js';
@@ -226,7 +226,7 @@ export class LogShipper implements AccessLogSink {
     this.#retryAt = 0;
     if (this.#failing) {
       this.#failing = false;
-      this.#logger.info({ url: settings?.url }, 'log shipping resumed');
+      this.#logger.info({ url: settings && publicUrl(settings.url) }, 'log shipping resumed');
     }
     // More than a batch waiting: go on at once.
     if (settings !== undefined && this.queued >= settings.batch) setImmediate(() => this.#send(false));
@@ -241,7 +241,7 @@ export class LogShipper implements AccessLogSink {
     // One line when shipping starts failing, not one per attempt.
     if (!this.#failing) {
       this.#failing = true;
-      this.#logger.warn({ code: 'FW_LOG_SHIP_FAILED', url: settings.url, err: err.message, retryInMs: this.#backoff }, 'log shipping failed; entries stay queued (the oldest are dropped when the queue is full)');
+      this.#logger.warn({ code: 'FW_LOG_SHIP_FAILED', url: publicUrl(settings.url), err: err.message, retryInMs: this.#backoff }, 'log shipping failed; entries stay queued (the oldest are dropped when the queue is full)');
     }
   }
 }

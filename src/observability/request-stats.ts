@@ -70,7 +70,10 @@ export interface UpgradeStats {
 export type UpgradeOutcome = 'upgraded' | 'declined' | 'failed' | 'rejected';
 const UPGRADE_OUTCOMES: readonly UpgradeOutcome[] = ['upgraded', 'declined', 'failed', 'rejected'];
 
-export type UnroutedReason = 'no_route' | 'bad_request' | 'not_ready' | 'headers_too_large';
+export type UnroutedReason = 'no_route' | 'bad_request' | 'not_ready' | 'headers_too_large' | 'url_too_long';
+/** Why a listener closed a new connection at once: `per_client_limit` (`limits.maxConnectionsPerClient`). */
+export type ConnectionRefusedReason = 'per_client_limit';
+export type ConnectionRefusedStats = Record<ConnectionRefusedReason, number>;
 export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
 const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
 
@@ -133,7 +136,9 @@ export class VersionStats {
 export class RequestStats {
   readonly #versions = new Map<string, VersionStats>();
   /** Requests answered before an app was chosen, by reason. */
-  readonly unrouted: Record<UnroutedReason, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0 };
+  readonly unrouted: Record<UnroutedReason, number> = { no_route: 0, bad_request: 0, not_ready: 0, headers_too_large: 0, url_too_long: 0 };
+  /** Connections the HTTP and HTTPS listeners closed at once, by listener and reason. */
+  readonly connectionsRefused: Readonly<Record<'http' | 'https', ConnectionRefusedStats>> = { http: { per_client_limit: 0 }, https: { per_client_limit: 0 } };
   /** TCP passthrough routes by name. */
   readonly tcp = new Map<string, TcpStats>();
 
@@ -218,6 +223,9 @@ export class RequestStats {
     out.push('# HELP fairway_unrouted_requests_total Requests answered before an app was chosen, by reason.');
     out.push('# TYPE fairway_unrouted_requests_total counter');
     for (const [reason, n] of Object.entries(this.unrouted)) out.push(`fairway_unrouted_requests_total{reason="${reason}"} ${n}`);
+    out.push('# HELP fairway_connections_refused_total Connections the HTTP and HTTPS listeners closed at once, by listener and reason (per_client_limit: limits.maxConnectionsPerClient).');
+    out.push('# TYPE fairway_connections_refused_total counter');
+    for (const [listener, r] of Object.entries(this.connectionsRefused)) out.push(`fairway_connections_refused_total{listener="${listener}",reason="per_client_limit"} ${r.per_client_limit}`);
     out.push('# HELP fairway_tcp_connections_total TCP passthrough connections accepted, by route and outcome (failed: no endpoint reachable).');
     out.push('# TYPE fairway_tcp_connections_total counter');
     for (const [route, t] of this.tcp) {

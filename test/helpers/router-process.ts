@@ -1,11 +1,13 @@
 /**
  * The built CLI (`dist/cli.js`, made by `npm test`'s pretest build) run as a child
- * process, for tests that need a separate process: exit codes, memory, restarts.
+ * process, for tests that need a separate process: exit codes, memory, restarts. Its
+ * output is also kept for the log scan after the run (see log-capture.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { captureLog } from './log-capture.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -24,7 +26,11 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => {
+      captureLog(stdout);
+      captureLog(stderr);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -38,15 +44,22 @@ export interface RouterProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `fairway serve --config FILE` (or `demo`) and resolves once it logs that it is serving. */
-export function startRouterProcess(configFile: string, command: 'serve' | 'demo' = 'serve'): Promise<RouterProcess & { stderr(): string }> {
+/**
+ * Starts `fairway serve --config FILE` (or `demo`) and resolves once it logs that it is
+ * serving. `env` is added to this process's environment (e.g. NODE_OPTIONS).
+ */
+export function startRouterProcess(configFile: string, command: 'serve' | 'demo' = 'serve', env: Record<string, string> = {}): Promise<RouterProcess & { stderr(): string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, command, '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      captureLog(d);
+    });
     child.on('exit', (code) => reject(new Error(`router exited with ${code}: ${stderr}`)));
     const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
+      captureLog(`${line}\n`);
       const entry = JSON.parse(line) as { msg?: string; http?: string; admin?: string };
       if (entry.msg !== 'fairway is serving') return;
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -1,6 +1,7 @@
 /**
  * A real router started in-process from a YAML config written to a temp directory,
- * with its log lines captured, and a client bound to its listeners.
+ * with its log lines captured (in `logs`, and for the log scan after the run: see
+ * log-capture.ts), and a client bound to its listeners.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { startRouter, type KubernetesOptions, type Router } from '../../src/router.js';
 import type { Snapshot } from '../../src/model.js';
+import { captureLog } from './log-capture.js';
 
 export interface TestRouter {
   readonly router: Router;
@@ -53,6 +55,7 @@ export async function startTestRouter(yaml: string, options: { dir?: string; acm
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, done) {
+      captureLog(chunk);
       for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
       done();
     },
