@@ -35,9 +35,6 @@ import { CompressionWriter } from './compression-writer.js';
 import type { AppRoute, VersionRoute } from './route-table.js';
 import type { Upstream } from './upstream-registry.js';
 
-/** At most this many endpoints are tried for one Upgrade request (other requests: the app's `retries.attempts`). */
-export const MAX_ATTEMPTS = 3;
-
 /** Response headers that describe the upstream connection, not the response. */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 /** Not relayed either with `disableServerTokens`: what names the server software. */
@@ -276,26 +273,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#finish(status, reason ?? err.message);
   }
 
-  /**
-   * The endpoint for the next attempt after `failed`: another of this version's, else
-   * (not for a version chosen by header) one of a fallback version's, which becomes the
-   * exchange's version. Undefined when the app's attempts are used up, no endpoint is
-   * left, or the app's retry budget refuses.
-   */
+  /** The endpoint for the next attempt after `failed` ({@link AppRoute.retryTarget}); it may move the exchange to another version. */
   #nextUpstream(failed: Upstream): Upstream | undefined {
     const tried = (this.#tried ??= []);
     tried.push(failed);
-    const app = this.#app;
-    if (tried.length >= app.maxAttempts) return undefined;
-    const same = this.#version.pickUpstream(tried);
-    // A tester who asked for a version gets that version or an error, never another one.
-    const other = same === undefined && this.#fwd.pick !== 'header' ? app.fallbackVersion(this.#version, tried) : undefined;
-    if (same === undefined && other === undefined) return undefined;
-    // Somewhere to retry: the budget decides whether to (so retries cannot amplify an outage).
-    if (app.retryBudget !== undefined && !app.retryBudget.withdraw()) return undefined;
-    if (same !== undefined) return same;
-    this.#version = other!;
-    return other!.pickUpstream(tried);
+    const next = this.#app.retryTarget(this.#version, tried, this.#fwd.pick === 'header');
+    if (next === undefined) return undefined;
+    this.#version = next.version;
+    return next.upstream;
   }
 
   #bodyReplayable(): boolean {

@@ -230,12 +230,30 @@ export class AppRoute {
     return undefined;
   }
 
-  /** A fallback for a retry: another version with weight and endpoints not all tried. */
-  fallbackVersion(current: VersionRoute, tried: readonly Upstream[]): VersionRoute | undefined {
-    for (const v of this.versions) {
-      if (v !== current && v.weight > 0 && v.upstreams.some((u) => !tried.includes(u))) return v;
+  /**
+   * Where a request goes after its attempt on the last of `tried` failed: another endpoint
+   * of `version`, else — unless `sameVersion` (a version chosen by `X-Fairway-Version`) —
+   * one of another version with weight and endpoints not all tried. Undefined when the
+   * app's `retries.attempts` are used up, nowhere is left, or the app's retry budget
+   * refuses (it is asked only when there is somewhere to go, and counts the retry).
+   */
+  retryTarget(version: VersionRoute, tried: readonly Upstream[], sameVersion: boolean): { version: VersionRoute; upstream: Upstream } | undefined {
+    if (tried.length >= this.maxAttempts) return undefined;
+    let target = version;
+    let upstream = version.pickUpstream(tried);
+    if (upstream === undefined && !sameVersion) {
+      for (const v of this.versions) {
+        if (v === version || v.weight === 0) continue;
+        upstream = v.pickUpstream(tried);
+        if (upstream !== undefined) {
+          target = v;
+          break;
+        }
+      }
     }
-    return undefined;
+    if (upstream === undefined) return undefined;
+    if (this.retryBudget !== undefined && !this.retryBudget.withdraw()) return undefined;
+    return { version: target, upstream };
   }
 }
 

@@ -14,7 +14,9 @@
  * - The endpoint answers anything else: relayed as a normal response, then the client
  *   connection is closed (the HTTP parser let go of the connection at the upgrade).
  * - No endpoint answers: retried on another endpoint when the connection was refused or
- *   timed out (as for any request), else the error page: `502`/`504`.
+ *   timed out (as for any request: the app's attempts and retry budget,
+ *   {@link AppRoute.retryTarget}), else the error page: `502`/`504`. Outlier detection
+ *   hears of every attempt as it does for other requests (a 5xx or no answer: a failure).
  *
  * Timeouts: connecting, the app's connect timeout; the 101 (or other answer), the app's
  * headers timeout; a tunnel with no byte either way for the app's `upgradeIdleTimeout`
@@ -35,7 +37,7 @@ import { request as httpRequest, ServerResponse, type ClientRequest, type Incomi
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import type { UpstreamErrorReason } from '../observability/request-stats.js';
-import { MAX_ATTEMPTS, type ExchangeContext, type ForwardRequest } from './proxy-exchange.js';
+import type { ExchangeContext, ForwardRequest } from './proxy-exchange.js';
 import type { AppRoute, VersionRoute } from './route-table.js';
 import type { Upstream } from './upstream-registry.js';
 
@@ -145,6 +147,7 @@ export class UpgradeExchange {
     this.#tunnels.add(this);
     this.#client.once('close', this.#onClientGone);
     // pickVersion only returns versions with endpoints, so this is always set.
+    this.#app.retryBudget?.request();
     this.#dispatch(this.#version.pickUpstream()!);
   }
 
@@ -201,6 +204,7 @@ export class UpgradeExchange {
       return;
     }
     this.#phase = 'tunnel';
+    this.#version.outliers.success(this.#upstream!);
     this.#upSocket = upSocket;
     this.#upgradedAt = performance.now();
     const stats = this.#version.stats.upgrades;
@@ -259,6 +263,9 @@ export class UpgradeExchange {
       return;
     }
     this.#phase = 'relaying';
+    // Outlier detection, as for any response: a 5xx is a failure of the endpoint.
+    if (upRes.statusCode! >= 500) this.#version.outliers.failure(this.#upstream!);
+    else this.#version.outliers.success(this.#upstream!);
     const headers = this.#relayedHeaders(upRes.rawHeaders, HOP_BY_HOP);
     try {
       res.writeHead(upRes.statusCode!, upRes.statusMessage || undefined, headers);
@@ -297,6 +304,7 @@ export class UpgradeExchange {
     const notSent = this.#phase === 'connecting' || NOT_SENT.has(code);
     const reason: UpstreamErrorReason = code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' ? 'timeout' : notSent ? 'refused' : RESET.has(code) ? 'reset' : 'failed';
     this.#version.stats.upstreamErrors[reason]++;
+    this.#version.outliers.failure(this.#upstream!);
     if (notSent) {
       const failed = this.#upstream!;
       const next = this.#nextUpstream(failed);
@@ -327,18 +335,14 @@ export class UpgradeExchange {
     }
   };
 
+  /** The endpoint for the next attempt after `failed` ({@link AppRoute.retryTarget}); it may move the exchange to another version. */
   #nextUpstream(failed: Upstream): Upstream | undefined {
     const tried = (this.#tried ??= []);
     tried.push(failed);
-    if (tried.length >= MAX_ATTEMPTS) return undefined;
-    const same = this.#version.pickUpstream(tried);
-    if (same) return same;
-    // A tester who asked for a version gets that version or an error, never another one.
-    if (this.#fwd.pick === 'header') return undefined;
-    const other = this.#app.fallbackVersion(this.#version, tried);
-    if (!other) return undefined;
-    this.#version = other;
-    return other.pickUpstream(tried);
+    const next = this.#app.retryTarget(this.#version, tried, this.#fwd.pick === 'header');
+    if (next === undefined) return undefined;
+    this.#version = next.version;
+    return next.upstream;
   }
 
   /** The 101 head for the client: the endpoint's, with the router's additions. */
