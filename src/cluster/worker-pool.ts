@@ -232,8 +232,8 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     }));
     try {
       const first = (await Promise.race([Promise.all(listening), failed]))[0]!;
-      // Replacements listen on the ports the first workers got (port 0 picks one once).
-      this.#listen = { http: { host: http.host, port: first.http.port }, https: https && first.https ? { host: https.host, port: first.https.port } : https, maxHeaderSize };
+      // Replacements ask for the same host and port as the first workers: node:cluster keys the
+      // shared socket by them, so they get that socket (port 0 included) while one worker holds it.
       this.#ready = true;
       this.#o.logger.info({ workers: this.pids }, 'data-plane workers listening');
       return { http: first.http, https: first.https };
