@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { MAX_WORKERS, parseWorkerCount } from './cluster/worker-count.js';
 import type { RouteRow, UnroutedRow } from './admin/admin-server.js';
 import { formatCertificates } from './cli/certificates-table.js';
 import { formatRoutes } from './cli/routes-table.js';
@@ -36,6 +37,17 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 export const DEFAULT_CONFIG = fileURLToPath(new URL('../config/fairway.yaml', import.meta.url));
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** `--workers N|auto` of `serve` and `demo` (README "Workers"). */
+function workersOption(): Option {
+  return new Option('--workers <n>', 'data-plane worker processes sharing the listeners: a number, or auto (the CPUs this process may use); 1 runs everything in one process')
+    .env('FAIRWAY_WORKERS')
+    .default('auto')
+    .argParser((value: string) => {
+      if (parseWorkerCount(value) === undefined) throw new InvalidArgumentError(`expected auto or a whole number from 1 to ${MAX_WORKERS}`);
+      return value;
+    });
+}
 
 function adminOption(): Option {
   return new Option('--admin <url>', 'admin API of the router').env('FAIRWAY_ADMIN').default(DEFAULT_ADMIN_URL);
@@ -89,9 +101,10 @@ export function buildProgram(): Command {
     .option('--kubernetes', 'also route the routable Services of the Kubernetes cluster (in-cluster credentials unless --kubeconfig)')
     .option('--kubeconfig <file>', 'kubeconfig for --kubernetes (implies --kubernetes)')
     .addOption(new Option('--namespace <ns>', "the router's namespace in Kubernetes mode (platform certificate, builder, ACME Secrets) [default: $POD_NAMESPACE, the service account's, the kubeconfig context's, else deis]").env('POD_NAMESPACE'))
-    .action(async (opts: { config: string; logLevel?: string; kubernetes?: boolean; kubeconfig?: string; namespace?: string }) => {
+    .addOption(workersOption())
+    .action(async (opts: { config: string; logLevel?: string; kubernetes?: boolean; kubeconfig?: string; namespace?: string; workers: string }) => {
       const kubernetes = opts.kubernetes || opts.kubeconfig ? { kubeconfig: opts.kubeconfig, namespace: opts.namespace } : undefined;
-      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false, kubernetes }).catch(fail);
+      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: false, kubernetes, workers: parseWorkerCount(opts.workers)! }).catch(fail);
     });
 
   program
@@ -99,8 +112,9 @@ export function buildProgram(): Command {
     .description('start demo backends for the loopback endpoints of the config, then serve it (what `npm start` runs)')
     .option('-c, --config <file>', 'config file', DEFAULT_CONFIG)
     .option('--log-level <level>', "log level, overriding the file's log.level")
-    .action(async (opts: { config: string; logLevel?: string }) => {
-      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: true }).catch(fail);
+    .addOption(workersOption())
+    .action(async (opts: { config: string; logLevel?: string; workers: string }) => {
+      await runServer({ configFile: opts.config, logLevel: opts.logLevel, demo: true, workers: parseWorkerCount(opts.workers)! }).catch(fail);
     });
 
   program

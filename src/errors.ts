@@ -57,6 +57,8 @@ export const errorCatalogue = {
   FW_CUTOVER_NOT_FOUND: { status: 404, summary: 'The app has no cutover (none was ever started on this router).' },
   FW_CUTOVER_STATE: { status: 409, summary: "The cutover action does not apply in the cutover's current state (e.g. resume a running one)." },
   FW_CUTOVER_NO_LEADER: { status: 503, summary: 'Kubernetes mode: no replica drives cutovers right now, or the one that does cannot be reached; retry.' },
+  FW_WORKER_EXITED: { status: 500, summary: 'A data-plane worker process (`fairway serve --workers N`) exited unexpectedly or could not start; it is replaced (with backoff if it keeps dying), the other workers keep serving.' },
+  FW_WORKER_TIMEOUT: { status: 503, summary: 'A data-plane worker did not confirm a change (snapshot, ACME answer) or did not stop within its time; it was not waited for further (or was killed at the stop).' },
   FW_LEASE_IO: { status: 500, summary: 'Kubernetes mode: a Lease of the router namespace (cutover leadership, replica discovery) could not be read or written; retried.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -8,6 +8,13 @@
  * listeners. `drain()` (SIGTERM/SIGINT) and `close()` run the {@link ShutdownSequence}:
  * the listeners drain first, then cutovers, leases, providers, certificates, the admin
  * API and the log shipper stop, in that order.
+ *
+ * With `workers` >= 2 (`fairway serve --workers N`), this process is the primary: it runs
+ * everything but the HTTP/HTTPS data plane — providers, control plane, certificates and
+ * ACME, cutovers, the admin API and metrics, per-app logs and the shipper, TCP passthrough
+ * routes, the stop — and a {@link WorkerPool} of N data-plane worker processes takes the
+ * data plane's place: it receives every snapshot, certificate index, sticky key and ACME
+ * answer, and its workers' counters are folded into this process's metrics.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +33,7 @@ import { cutoverFileFor, FileCutoverStore } from './cutover/file-cutover-store.j
 import { forwardToLeader } from './cutover/forward-to-leader.js';
 import { localStatsSource, type StatsSource } from './cutover/measurement-window.js';
 import { ReplicaStatsSource } from './cutover/replica-stats-source.js';
+import { WorkerPool } from './cluster/worker-pool.js';
 import { DataPlane } from './data/data-plane.js';
 import { StickyKeySource } from './data/sticky-key-source.js';
 import { ProxyProtocolGate } from './data/proxy-protocol-gate.js';
@@ -57,6 +65,12 @@ export interface RouterOptions {
   readonly acmePollMs?: { min: number; max: number };
   /** Also route from the Kubernetes API (`fairway serve --kubernetes`). */
   readonly kubernetes?: KubernetesOptions;
+  /**
+   * Data-plane worker processes (`fairway serve --workers N`): 2 or more run the data plane
+   * in that many node:cluster workers (see the module comment); absent or 1: in this
+   * process. Only for a process of its own (the CLI): the workers run `dist/`'s modules.
+   */
+  readonly workers?: number;
 }
 
 export interface KubernetesOptions {
@@ -81,7 +95,10 @@ export interface Router {
   readonly tcpAddresses: ReadonlyMap<string, AddressInfo>;
   readonly certificates: CertificateManager;
   readonly controlPlane: ControlPlane;
-  readonly dataPlane: DataPlane;
+  /** The data plane of this process; undefined with workers (it runs in them: see `workers`). */
+  readonly dataPlane: DataPlane | undefined;
+  /** The data-plane workers, with `workers` >= 2. */
+  readonly workers: WorkerPool | undefined;
   /** Cutovers of every app (`fairway cutover`, `/v1/apps/{app}/cutover`). */
   readonly cutovers: CutoverController;
   readonly provider: FileProvider;
@@ -116,7 +133,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const kube = options.kubernetes && (await import('./providers/kubernetes/start-kubernetes-provider.js')).openKubernetes(options.kubernetes);
   const adjustSettings = kube ? kube.adjustSettings : (s: RouterSettings) => s;
   const config = { ...loaded, settings: adjustSettings(loaded.settings) };
-  const logger = createLogger({ level: options.logLevel ?? config.logLevel, destination: options.logDestination });
+  // With workers, they write to the same stdout: lines are written whole (see logger.ts).
+  const logger = createLogger({ level: options.logLevel ?? config.logLevel, destination: options.logDestination, sharedStdout: (options.workers ?? 1) >= 2 });
   const metrics = new Metrics({ processMetrics: options.processMetrics });
   // The admin API's token (README "Admin API"): admin.tokenFile, read now (a bad one stops
   // the start) and at each reload (a bad one keeps the previous token); without it, in
@@ -145,8 +163,10 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   } catch (err) {
     logger.error({ code: (err as FairwayError).code, err: (err as Error).message }, 'ignoring the weights state file');
   }
-  const controlPlane = new ControlPlane({ overrides, metrics, logger, adjustSettings });
-  const store = new CertificateStore(randomBytes(48));
+  // Set below with `workers` >= 2; the control plane and the certificate store tell it what changes.
+  let pool: WorkerPool | undefined;
+  const controlPlane = new ControlPlane({ overrides, metrics, logger, adjustSettings, applied: (snapshot) => pool?.applied(snapshot) ?? Promise.resolve() });
+  const store = new CertificateStore(randomBytes(48), (entries, fallback) => pool?.certificates(entries, fallback));
   const challenges = new AcmeChallenges();
   // Access-log entries also go to the per-app logs and, with `log.ship`, to a log service; both follow reloads.
   const appLogs = new AppLogBuffer(config.settings.requestLogs?.perApp ?? DEFAULT_APP_LOG_SETTINGS);
@@ -157,21 +177,36 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   };
   applyRequestLogs(config.settings);
   metrics.addSource(() => appLogs.renderMetrics() + logShipper.renderMetrics());
-  const dataPlane = new DataPlane({
-    stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges, accessLogSinks: [appLogs, logShipper],
+  const accessLogSinks = [appLogs, logShipper];
+  const workers = options.workers ?? 1;
+  if (workers >= 2) {
+    pool = new WorkerPool({
+      size: workers, logger: logger.child({ component: 'workers' }), logLevel: options.logLevel ?? config.logLevel ?? 'info', stats: metrics.requests, ticketKeys: store.ticketKeys, challenges, accessLogSinks,
+    });
+    challenges.mirror(pool);
+    // Readers that must count every request answered so far ask the workers first.
+    const workerPool = pool;
+    metrics.addRefresh(() => workerPool.collect());
+  }
+  const dataPlane = pool ? undefined : new DataPlane({
+    stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges, accessLogSinks,
   });
-  metrics.addSource(() => dataPlane.endpointHealth.renderMetrics());
+  // With workers, each worker's endpoint health is its own (README "Workers").
+  if (dataPlane) metrics.addSource(() => dataPlane.endpointHealth.renderMetrics());
+  /** Where snapshots, sticky keys and the stop go: this process's data plane, or the workers. */
+  const front = (dataPlane ?? pool)!;
   // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
   const openStorage = kube ? () => kube.storage() : (dir: string) => new FileStorage(dir);
   // The sticky-cookie key: `sticky.secret`/`secretFile`, else one kept in that storage.
-  const stickyKeys = new StickyKeySource({ storage: openStorage, onKey: (key) => dataPlane.setStickyKey(key), logger: logger.child({ component: 'sticky' }) });
+  const stickyKeys = new StickyKeySource({ storage: openStorage, onKey: (key) => front.setStickyKey(key), logger: logger.child({ component: 'sticky' }) });
   const certificates = new CertificateManager({
     store,
     challenges,
     storage: openStorage,
     logger: logger.child({ component: 'tls' }),
     metrics,
-    onDefaultChange: () => dataPlane.refreshDefaultCertificate(),
+    // Workers re-read it when the certificate index they receive has a new default.
+    onDefaultChange: () => dataPlane?.refreshDefaultCertificate(),
     acmePollMs: options.acmePollMs,
   });
   const listen = config.settings.listen;
@@ -188,11 +223,14 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   controlPlane.on('snapshot', (snapshot) => {
     applyRequestLogs(snapshot.settings);
     reloadAdminToken(snapshot.settings);
-    dataPlane.apply(snapshot);
+    front.apply(snapshot);
+    pool?.setSinksActive(accessLogSinks.some((sink) => sink.active));
     void stickyKeys.apply(snapshot);
     for (const route of snapshot.settings.tcp) tcpProxies.get(route.name)?.update(route, snapshot.settings.proxyProtocol);
     if (certificatesStarted) certificates.apply(snapshot).catch((err: Error) => logger.error({ err: err.message }, 'certificate update failed'));
-    logger.info({ generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length }, 'snapshot applied');
+    const applied = { generation: snapshot.generation, apps: snapshot.apps.length, disabled: snapshot.errors.length };
+    if (pool) void pool.applied(snapshot).then(() => logger.info({ ...applied, workers: pool!.pids.length }, 'snapshot applied'));
+    else logger.info(applied, 'snapshot applied');
     const now = snapshot.settings;
     // The Kubernetes model depends on these router-wide settings: translate again when they change.
     const translatedWith = JSON.stringify([now.platformDomain, now.kubernetes?.domainPolicy]);
@@ -236,6 +274,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     cutoverStore = kubeCutovers.store;
     stats = new ReplicaStatsSource({ self: replica, stats: metrics.requests, directory: kubeCutovers.replicas, timeoutMs: options.kubernetes?.statsTimeoutMs, authorization: () => adminAuth.authorization() });
   }
+  if (pool) {
+    // A window judges every request the workers answered so far.
+    const counted = stats;
+    stats = { read: async (app, versions) => (await metrics.refresh(), counted.read(app, versions)) };
+  }
   const cutovers = new CutoverController({
     control: controlPlane,
     stats,
@@ -263,7 +306,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   // The graceful stop: the listeners drain first; the rest stops after them, the admin API (probes, metrics) last but the log shipper.
   const shutdown = new ShutdownSequence({
     logger,
-    listeners: [dataPlane, ...tcpProxies.values()],
+    listeners: [front, ...tcpProxies.values()],
     stopRest: async () => {
       // Decisions being taken are recorded before the cutover Lease is given up to another replica.
       await Promise.race([cutovers.close(), new Promise((resolve) => setTimeout(resolve, CUTOVER_STOP_MS).unref())]);
@@ -287,11 +330,11 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     metrics,
     logger,
     auth: adminAuth,
-    ready: () => (ready ||= dataPlane.table !== undefined && (kubernetes?.synced ?? true) && !controlPlane.pending),
+    ready: () => (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && (kubernetes?.synced ?? true) && !controlPlane.pending),
     draining: () => shutdown.draining,
     replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
     appLogs,
-    endpointStates: (app) => dataPlane.endpointHealth.endpointStates(app),
+    endpointStates: dataPlane && ((app) => dataPlane.endpointHealth.endpointStates(app)),
   });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;
@@ -301,8 +344,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   let httpsAddress: AddressInfo | undefined;
   let adminAddress: AddressInfo;
   try {
-    httpAddress = await dataPlane.listen(httpAt.host, httpAt.port);
-    if (httpsAt) httpsAddress = await dataPlane.listenHttps(httpsAt.host, httpsAt.port, config.settings.limits.maxHeaderSize);
+    if (dataPlane) {
+      httpAddress = await dataPlane.listen(httpAt.host, httpAt.port);
+      if (httpsAt) httpsAddress = await dataPlane.listenHttps(httpsAt.host, httpsAt.port, config.settings.limits.maxHeaderSize);
+    } else {
+      ({ http: httpAddress, https: httpsAddress } = await pool!.listen(httpAt, httpsAt, config.settings.limits.maxHeaderSize));
+    }
     adminAddress = await admin.listen(adminAt.host, adminAt.port);
     for (const route of config.settings.tcp) {
       const at = parseHostPort(route.listen, true)!;
@@ -313,7 +360,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     await Promise.all([provider.stop(), kubernetes?.stop()]);
     stickyKeys.stop();
     adminSecret?.stop();
-    await Promise.allSettled([dataPlane.close(0), admin.close(), certificates.stop(), logShipper.close(0), ...[...tcpProxies.values()].map((p) => p.close(0))]);
+    await Promise.allSettled([front.close(0), admin.close(), certificates.stop(), logShipper.close(0), ...[...tcpProxies.values()].map((p) => p.close(0))]);
     throw err;
   }
   if (kubeCutovers) {
@@ -333,6 +380,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     certificates,
     controlPlane,
     dataPlane,
+    workers: pool,
     cutovers,
     provider,
     kubernetes,

@@ -19,7 +19,7 @@ async function until(r: TestRouter, test: () => boolean, what: string, ms = 5000
 }
 
 const logged = (r: TestRouter, msg: string, endpoint: string) => r.logs.filter((l) => l.msg === msg && l.endpoint === endpoint);
-const states = (r: TestRouter, app = 'app') => r.router.dataPlane.endpointHealth.endpointStates(app)!;
+const states = (r: TestRouter, app = 'app') => r.router.dataPlane!.endpointHealth.endpointStates(app)!;
 
 /** An upstream that answers 500 while `failing.on`, else 200. */
 async function flaky(name: string, failing: { on: boolean }) {
@@ -134,7 +134,7 @@ t.test('an active health check takes an endpoint out after unhealthyThreshold fa
     }
     const status = sick.on ? 503 : 200;
     // The router's view of this endpoint when the probe arrives, i.e. after the probes before it.
-    probes.push({ status, stateSeen: r?.router.dataPlane.endpointHealth.endpointStates('app')?.v1![0]!.state ?? 'none', host: req.headers.host, agent: req.headers['user-agent'] });
+    probes.push({ status, stateSeen: r?.router.dataPlane!.endpointHealth.endpointStates('app')?.v1![0]!.state ?? 'none', host: req.headers.host, agent: req.headers['user-agent'] });
     res.writeHead(status);
     res.end();
   });

@@ -123,6 +123,8 @@ export class AdminServer {
     const snapshot = cp.snapshot;
     if (!snapshot) throw new FairwayError('FW_NOT_READY', 'no snapshot is live yet');
 
+    // Counters shown below include every request the data-plane workers answered so far.
+    if (method === 'GET' && (p === '/v1/apps' || p.startsWith('/v1/stats/') || /^\/v1\/apps\/[^/]+$/.test(p))) await this.#options.metrics.refresh();
     if (method === 'GET' && p === '/v1/apps') {
       return send(res, 200, {
         generation: snapshot.generation,

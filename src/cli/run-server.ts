@@ -18,6 +18,8 @@ export interface RunServerOptions {
   /** Start demo backends for the config's loopback endpoints first. */
   readonly demo: boolean;
   readonly kubernetes?: KubernetesOptions;
+  /** Data-plane worker processes (`--workers`); 1: the data plane runs in this process. */
+  readonly workers?: number;
 }
 
 export async function runServer(options: RunServerOptions): Promise<void> {
@@ -32,12 +34,12 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   }
   let router;
   try {
-    router = await startRouter({ configFile: options.configFile, logLevel: options.logLevel, kubernetes: options.kubernetes });
+    router = await startRouter({ configFile: options.configFile, logLevel: options.logLevel, kubernetes: options.kubernetes, workers: options.workers });
   } catch (err) {
     await backends?.close();
     if (err instanceof FairwayError) throw err;
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
       throw new FairwayError('FW_INTERNAL', `cannot listen: ${e.message} (another fairway or server on that port? change listen in ${options.configFile})`);
     }
     throw err;

@@ -42,6 +42,12 @@ export interface ControlPlaneOptions {
    * composition root's mode-specific defaults (Kubernetes mode adds the builder route).
    */
   readonly adjustSettings?: (settings: RouterSettings) => RouterSettings;
+  /**
+   * Resolves once `snapshot` is live where traffic is served, when that is not this
+   * process alone (the data-plane workers): `setWeights()` waits for it before it
+   * resolves. Absent: a snapshot is live when the `snapshot` event returns.
+   */
+  readonly applied?: (snapshot: Snapshot) => Promise<void>;
 }
 
 /** Each app's JSON, computed once per AppSpec object. */
@@ -63,6 +69,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   #identity = '';
   #generation = 0;
   #scheduled = false;
+  readonly #applied: ((snapshot: Snapshot) => Promise<void>) | undefined;
   readonly #weightWriters = new Map<string, (app: AppSpec, weights: Record<string, number>) => Promise<void>>();
 
   constructor(options: ControlPlaneOptions) {
@@ -71,6 +78,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     this.#metrics = options.metrics;
     this.#logger = options.logger;
     this.#adjustSettings = options.adjustSettings ?? ((s) => s);
+    this.#applied = options.applied;
   }
 
   /** The live snapshot, once the settings-owning provider has sent a state. */
@@ -124,7 +132,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
 
   /**
    * Sets weights of some versions of `appName` (others keep their current weight),
-   * persists them, and makes them live before resolving. Throws FW_APP_NOT_FOUND,
+   * persists them, and makes them live before resolving (in every data-plane worker too). Throws FW_APP_NOT_FOUND,
    * FW_VERSION_NOT_FOUND, FW_ADMIN_BAD_REQUEST or FW_STATE_WRITE.
    */
   async setWeights(appName: string, weights: Record<string, unknown>): Promise<AppSpec> {
@@ -158,6 +166,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
       await this.#overrides.set(providerApp, full);
       this.flush();
     }
+    if (this.#applied && this.#snapshot) await this.#applied(this.#snapshot);
     this.#metrics.weightChanges.inc({ app: appName });
     this.#logger.info({ app: appName, weights: full }, 'weights set through the admin API');
     return this.#snapshot!.apps.find((a) => a.name === appName) ?? providerApp;

@@ -73,6 +73,7 @@ import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
 import { FairwayError, type ErrorCode } from '../errors.js';
 import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
+import type { PemPair } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
 import { adoptProxiedAddresses, peerAddressOf } from './client-address.js';
 import { ClientConnectionLimit } from './client-connection-limit.js';
@@ -114,7 +115,8 @@ export interface DataPlaneOptions {
   readonly logger: Logger;
   /** Limits fixed for the listener's life (Node applies them at creation). */
   readonly maxHeaderSize: number;
-  readonly certificates: CertificateStore;
+  /** What the handshake reads: the primary's store, or a worker's (which holds only PEM pairs). */
+  readonly certificates: Pick<CertificateStore<PemPair>, 'lookup' | 'serverOptions'>;
   readonly challenges: AcmeChallenges;
   /**
    * Signs sticky-version cookies; must be the same on every replica and across restarts
@@ -133,7 +135,7 @@ export class DataPlane implements DrainingListener {
   readonly #stats: RequestStats;
   readonly #logger: Logger;
   readonly #accessLog: Logger;
-  readonly #certificates: CertificateStore;
+  readonly #certificates: DataPlaneOptions['certificates'];
   readonly #challenges: AcmeChallenges;
   readonly #accessLogSinks: readonly AccessLogSink[];
   /** Upgrade requests being answered and open tunnels (they left the HTTP server's books at the upgrade). */

@@ -12,6 +12,11 @@
  *   Like nginx's access log, a stdout that stops reading stalls the router;
  * - the ISO timestamp is formatted once per millisecond, not once per line.
  * Lines leave at the end of the turn that produced them; `flush()` before exit.
+ *
+ * With data-plane workers, several processes write to the same stdout: with
+ * `sharedStdout`, each write(2) holds whole lines and at most {@link PIPE_BUF} bytes (a
+ * longer line alone), which a pipe writes atomically, so lines of different processes
+ * never mix inside a line.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 
@@ -21,7 +26,12 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; defaults to stdout (see above). */
   destination?: DestinationStream;
+  /** Other processes write to the same stdout (see the module comment). */
+  sharedStdout?: boolean;
 }
+
+/** Bytes a pipe writes atomically (POSIX minimum 512; Linux 4096). */
+export const PIPE_BUF = 4096;
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const target = options.destination ?? pino.destination({ dest: 1, sync: true });
@@ -32,7 +42,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       timestamp: isoTimeCachedPerMillisecond,
       formatters: { level: (label) => ({ level: label }) },
     },
-    new TickBatchedDestination(target),
+    new TickBatchedDestination(target, options.sharedStdout === true),
   );
 }
 
@@ -54,9 +64,11 @@ class TickBatchedDestination implements DestinationStream {
   readonly #target: FlushableDestination;
   #buffer = '';
   #scheduled = false;
+  readonly #atomicLines: boolean;
 
-  constructor(target: FlushableDestination) {
+  constructor(target: FlushableDestination, atomicLines: boolean) {
     this.#target = target;
+    this.#atomicLines = atomicLines;
   }
 
   write(line: string): void {
@@ -84,6 +96,26 @@ class TickBatchedDestination implements DestinationStream {
     if (this.#buffer === '') return;
     const chunk = this.#buffer;
     this.#buffer = '';
-    this.#target.write(chunk);
+    if (!this.#atomicLines || chunk.length <= PIPE_BUF / 4 || Buffer.byteLength(chunk) <= PIPE_BUF) {
+      this.#target.write(chunk);
+      return;
+    }
+    // Whole lines, up to PIPE_BUF bytes per write (a longer line alone).
+    let start = 0;
+    let bytes = 0;
+    let end = 0;
+    while (end < chunk.length) {
+      let nl = chunk.indexOf('\n', end);
+      nl = nl === -1 ? chunk.length : nl + 1;
+      const lineBytes = Buffer.byteLength(chunk.slice(end, nl));
+      if (bytes > 0 && bytes + lineBytes > PIPE_BUF) {
+        this.#target.write(chunk.slice(start, end));
+        start = end;
+        bytes = 0;
+      }
+      bytes += lineBytes;
+      end = nl;
+    }
+    if (start < chunk.length) this.#target.write(chunk.slice(start));
   };
 }

@@ -12,6 +12,8 @@ export class Metrics {
   readonly requests = new RequestStats();
   /** Plain counters other modules keep (per-app logs, log shipper), rendered after the rest. */
   readonly #sources: (() => string)[] = [];
+  /** Brings counters kept elsewhere up to date before they are read (the data-plane workers'). */
+  readonly #refreshers: (() => Promise<void>)[] = [];
   readonly configLoads: Counter<'provider' | 'result'>;
   readonly configLastLoadSuccess: Gauge<'provider'>;
   readonly configLastLoadTime: Gauge<'provider'>;
@@ -133,7 +135,21 @@ export class Metrics {
   }
 
   async render(): Promise<string> {
+    await this.refresh();
     return (await this.registry.metrics()) + this.requests.render() + this.#sources.map((render) => render()).join('');
+  }
+
+  /**
+   * Brings {@link requests} up to date with counters kept in other processes (the
+   * data-plane workers), for readers that must count every request answered so far.
+   */
+  async refresh(): Promise<void> {
+    await Promise.all(this.#refreshers.map((r) => r()));
+  }
+
+  /** Adds a step {@link refresh} runs (it must not reject). */
+  addRefresh(refresh: () => Promise<void>): void {
+    this.#refreshers.push(refresh);
   }
 
   /** Adds Prometheus text that `render` appends (each line ending in a newline), for counters kept outside prom-client. */

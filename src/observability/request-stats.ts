@@ -4,6 +4,13 @@
  * no label hashing; they are rendered to Prometheus text only when `/metrics` is scraped.
  * Instances live as long as the process (they survive snapshot swaps), keyed by
  * app/version, so counters never reset when a route table is rebuilt.
+ *
+ * Across processes (`fairway serve --workers N`): a worker reads its counters as plain
+ * cumulative data ({@link VersionStats.data}, {@link RequestStats.data}) and sends them
+ * to the primary, which adds what changed since that worker's previous reading
+ * ({@link RequestStats.add}). The primary's counters are then the sum over every worker
+ * that ever ran — still monotonic when one dies, since what it counted stays added;
+ * only the gauges (open upgraded connections) are taken back out ({@link withoutGauges}).
  */
 
 /** Upper bounds, in seconds, of the request duration histogram buckets. */
@@ -77,6 +84,59 @@ export type ConnectionRefusedStats = Record<ConnectionRefusedReason, number>;
 export type UpstreamErrorReason = 'refused' | 'timeout' | 'reset' | 'failed';
 const REASONS: readonly UpstreamErrorReason[] = ['refused', 'timeout', 'reset', 'failed'];
 
+/** One version's counters as plain cumulative data (structured-cloneable), see {@link VersionStats.data}. */
+export interface VersionCounterData {
+  readonly byClass: readonly number[];
+  readonly buckets: readonly number[];
+  readonly durationSum: number;
+  readonly upstreamErrors: Readonly<Record<UpstreamErrorReason, number>>;
+  readonly retries: number;
+  /** Absent until the version had a request. */
+  readonly fine?: readonly number[];
+  /** Absent until the version had an Upgrade request. */
+  readonly upgrades?: Readonly<UpgradeStats>;
+}
+
+/**
+ * Every counter of a {@link RequestStats} as plain cumulative data. `versions` may hold
+ * only some versions (those that changed since the reader's previous reading): a version
+ * left out did not change.
+ */
+export interface RequestCounterData {
+  readonly versions: readonly (readonly [app: string, version: string, counters: VersionCounterData])[];
+  readonly unrouted: Readonly<Record<UnroutedReason, number>>;
+  readonly connectionsRefused: Readonly<Record<'http' | 'https', ConnectionRefusedStats>>;
+  readonly tls: { readonly handshakes: number; readonly resumed: number; readonly handshakeErrors: number };
+  readonly proxyProtocol: readonly (readonly [listener: string, counters: ProxyProtocolStats])[];
+  readonly tcp: readonly (readonly [route: string, counters: TcpStats])[];
+}
+
+/** A tree of numbers (nested plain objects and arrays), as in {@link RequestCounterData}. */
+type NumberTree = { [key: string]: number | NumberTree } | number[];
+
+/**
+ * Adds `next - prev` to `target`, leaf by leaf, for every number of `next` (a missing
+ * `prev` counts as zeros). Each tree has the same shape; `target`'s nested objects are
+ * mutated in place, so this is how counters of another process are folded into these.
+ */
+function addDifference(target: NumberTree, next: Readonly<NumberTree>, prev: Readonly<NumberTree> | undefined): void {
+  const t = target as Record<string, number | NumberTree>;
+  const p = prev as Record<string, number | NumberTree> | undefined;
+  for (const [key, value] of Object.entries(next)) {
+    if (typeof value === 'number') t[key] = ((t[key] as number | undefined) ?? 0) + value - ((p?.[key] as number | undefined) ?? 0);
+    else addDifference((t[key] ??= Array.isArray(value) ? [] : {}) as NumberTree, value, p?.[key] as NumberTree | undefined);
+  }
+}
+
+/** `data` with its gauges at zero: what a process that ended still counts (see {@link RequestStats.add}). */
+export function withoutGauges(data: RequestCounterData): RequestCounterData {
+  return {
+    ...data,
+    versions: data.versions.map(([app, version, v]) => [app, version, v.upgrades ? { ...v, upgrades: { ...v.upgrades, active: 0 } } : v] as const),
+    tcp: data.tcp.map(([route, t]) => [route, { ...t, active: 0 }] as const),
+  };
+}
+
 /** Counters of one app version. */
 export class VersionStats {
   readonly app: string;
@@ -111,6 +171,39 @@ export class VersionStats {
   constructor(app: string, version: string) {
     this.app = app;
     this.version = version;
+  }
+
+  /** The counters as plain cumulative data (a copy). */
+  data(): VersionCounterData {
+    return {
+      byClass: [...this.byClass], buckets: [...this.buckets], durationSum: this.durationSum, upstreamErrors: { ...this.upstreamErrors }, retries: this.retries,
+      ...(this.#fine ? { fine: [...this.#fine] } : {}),
+      ...(this.#upgrades ? { upgrades: { ...this.#upgrades } } : {}),
+    };
+  }
+
+  /**
+   * A number that changes whenever a counter does (responses, errors, retries, upgrades,
+   * their bytes): lets a reader skip versions that did not change since its last reading.
+   */
+  get activity(): number {
+    const b = this.byClass;
+    const e = this.upstreamErrors;
+    let n = b[1]! + b[2]! + b[3]! + b[4]! + b[5]! + this.retries + e.refused + e.timeout + e.reset + e.failed;
+    const u = this.#upgrades;
+    if (u) n += u.upgraded + u.declined + u.failed + u.rejected + u.active * 2 ** 20 + u.bytesIn + u.bytesOut;
+    return n;
+  }
+
+  /** Adds `next - prev` (two readings of another process's counters of this version; no `prev`: zeros). */
+  add(next: VersionCounterData, prev: VersionCounterData | undefined): void {
+    addDifference(this.byClass, next.byClass as number[], prev?.byClass as number[] | undefined);
+    addDifference(this.buckets, next.buckets as number[], prev?.buckets as number[] | undefined);
+    addDifference(this.upstreamErrors, next.upstreamErrors, prev?.upstreamErrors);
+    this.durationSum += next.durationSum - (prev?.durationSum ?? 0);
+    this.retries += next.retries - (prev?.retries ?? 0);
+    if (next.fine) addDifference((this.#fine ??= new Array<number>(FINE_BUCKETS).fill(0)), next.fine as number[], prev?.fine as number[] | undefined);
+    if (next.upgrades) addDifference(this.upgrades as unknown as NumberTree, next.upgrades as unknown as NumberTree, prev?.upgrades as unknown as NumberTree | undefined);
   }
 
   /** Records one finished request: `status` as answered, `seconds` end to end. */
@@ -169,6 +262,45 @@ export class RequestStats {
       this.#versions.set(key, s);
     }
     return s;
+  }
+
+  /** Every version's counters, in creation order. */
+  versions(): IterableIterator<VersionStats> {
+    return this.#versions.values();
+  }
+
+  /**
+   * Every counter as plain cumulative data; `include` picks the versions (default: all).
+   * Copies small arrays: meant for a reader's tick, never for the request path.
+   */
+  data(include: (s: VersionStats) => boolean = () => true): RequestCounterData {
+    const versions: [string, string, VersionCounterData][] = [];
+    for (const s of this.#versions.values()) if (include(s)) versions.push([s.app, s.version, s.data()]);
+    return {
+      versions,
+      unrouted: { ...this.unrouted },
+      connectionsRefused: { http: { ...this.connectionsRefused.http }, https: { ...this.connectionsRefused.https } },
+      tls: { ...this.tls },
+      proxyProtocol: [...this.proxyProtocol].map(([l, p]) => [l, { ...p }] as const),
+      tcp: [...this.tcp].map(([r, t]) => [r, { ...t }] as const),
+    };
+  }
+
+  /**
+   * Folds in another process's counters: adds `next - prev`, where `next` and `prev` are
+   * two successive readings of that process ({@link data}; no `prev`: its first one).
+   * `prevVersion` finds the previous reading of a version (versions `next` leaves out did
+   * not change and are not touched).
+   */
+  add(next: RequestCounterData, prev: RequestCounterData | undefined, prevVersion: (app: string, version: string) => VersionCounterData | undefined): void {
+    for (const [app, version, counters] of next.versions) this.forVersion(app, version).add(counters, prevVersion(app, version));
+    addDifference(this.unrouted, next.unrouted, prev?.unrouted);
+    addDifference(this.connectionsRefused as unknown as NumberTree, next.connectionsRefused as unknown as NumberTree, prev?.connectionsRefused as unknown as NumberTree | undefined);
+    addDifference(this.tls, next.tls, prev?.tls);
+    const prevProxy = new Map(prev?.proxyProtocol);
+    for (const [listener, p] of next.proxyProtocol) addDifference(this.forProxyProtocol(listener), p, prevProxy.get(listener));
+    const prevTcp = new Map(prev?.tcp);
+    for (const [route, t] of next.tcp) addDifference(this.forTcp(route) as unknown as NumberTree, t as unknown as NumberTree, prevTcp.get(route) as unknown as NumberTree | undefined);
   }
 
   /** Prometheus text exposition (version 0.0.4) of every counter. */

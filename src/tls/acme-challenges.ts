@@ -9,6 +9,11 @@
  * manager also writes each answer to storage, and a miss falls back to an asynchronous
  * storage read. Only challenge requests and `acme-tls/1` handshakes ever take that path;
  * normal requests and handshakes read memory only.
+ *
+ * With data-plane workers (`fairway serve --workers N`) the answers are kept in the
+ * primary and copied to every worker through a {@link ChallengeMirror}: `setHttp01()` and
+ * `setAlpn()` resolve once every worker holds the answer, so the ACME manager tells the CA
+ * to validate only when whichever worker the CA reaches can answer.
  */
 import type { SecureContext } from 'node:tls';
 
@@ -21,12 +26,37 @@ export interface SharedChallenges {
   alpn(host: string): Promise<SecureContext | undefined>;
 }
 
+/** A certificate and its key, PEM. */
+export interface PemPair {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * Copies of the answers held elsewhere (the data-plane workers). Each call resolves once
+ * every copy has the change (or its holder is gone); it never rejects.
+ */
+export interface ChallengeMirror {
+  setHttp01(token: string, keyAuthorization: string): Promise<void>;
+  deleteHttp01(token: string): Promise<void>;
+  setAlpn(host: string, pair: PemPair): Promise<void>;
+  deleteAlpn(host: string): Promise<void>;
+}
+
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
 
 export class AcmeChallenges {
   readonly #http01 = new Map<string, string>();
   readonly #alpn = new Map<string, SecureContext>();
+  /** The certificates behind `#alpn`, for copies. */
+  readonly #alpnPairs = new Map<string, PemPair>();
   #shared: SharedChallenges | undefined;
+  #mirror: ChallengeMirror | undefined;
+
+  /** Copies every change to `mirror` from now on (the worker pool); undefined: none. */
+  mirror(mirror: ChallengeMirror | undefined): void {
+    this.#mirror = mirror;
+  }
 
   /** Enables the storage fallback (set while ACME is configured, cleared otherwise). */
   share(shared: SharedChallenges | undefined): void {
@@ -37,12 +67,20 @@ export class AcmeChallenges {
     return this.#shared;
   }
 
-  setHttp01(token: string, keyAuthorization: string): void {
+  /** Answers `token` here at once; resolves when the mirror's copies answer it too. */
+  async setHttp01(token: string, keyAuthorization: string): Promise<void> {
     this.#http01.set(token, keyAuthorization);
+    await this.#mirror?.setHttp01(token, keyAuthorization);
   }
 
-  deleteHttp01(token: string): void {
+  async deleteHttp01(token: string): Promise<void> {
     this.#http01.delete(token);
+    await this.#mirror?.deleteHttp01(token);
+  }
+
+  /** The HTTP-01 answers pending now (for a worker that starts while an order is open). */
+  http01Entries(): IterableIterator<[token: string, keyAuthorization: string]> {
+    return this.#http01.entries();
   }
 
   /** The token of a request path under `/.well-known/acme-challenge/`, if it is one. */
@@ -56,12 +94,27 @@ export class AcmeChallenges {
     return this.#http01.get(token);
   }
 
-  setAlpn(host: string, context: SecureContext): void {
-    this.#alpn.set(host.toLowerCase(), context);
+  /**
+   * Answers `acme-tls/1` handshakes for `host` with `context` (built from `pair`) here at
+   * once; resolves when the mirror's copies answer too.
+   */
+  async setAlpn(host: string, context: SecureContext, pair: PemPair): Promise<void> {
+    const name = host.toLowerCase();
+    this.#alpn.set(name, context);
+    this.#alpnPairs.set(name, pair);
+    await this.#mirror?.setAlpn(name, pair);
   }
 
-  deleteAlpn(host: string): void {
-    this.#alpn.delete(host.toLowerCase());
+  async deleteAlpn(host: string): Promise<void> {
+    const name = host.toLowerCase();
+    this.#alpn.delete(name);
+    this.#alpnPairs.delete(name);
+    await this.#mirror?.deleteAlpn(name);
+  }
+
+  /** The TLS-ALPN-01 answers pending now, as PEM (for a worker that starts while an order is open). */
+  alpnEntries(): IterableIterator<[host: string, pair: PemPair]> {
+    return this.#alpnPairs.entries();
   }
 
   alpn(servername: string | undefined): SecureContext | undefined {

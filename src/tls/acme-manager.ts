@@ -319,13 +319,14 @@ export class AcmeManager {
             const ch = listed as AcmeChallenge;
             const storage = this.#o.storage;
             if (ch.type === 'http-01') {
-              this.#o.challenges.setHttp01(ch.token, keyAuthorization);
+              // Resolves once every data-plane worker answers too; acme-client tells the CA to validate after this function.
+              await this.#o.challenges.setHttp01(ch.token, keyAuthorization);
               await storage.put(`challenges/http-01/${ch.token}`, keyAuthorization);
             } else if (ch.type === 'tls-alpn-01') {
               const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
               const [, certPem] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, keyPem);
               const pair = { certPem: certPem.toString(), keyPem };
-              this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext(pair));
+              await this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext(pair), pair);
               await storage.put(`challenges/tls-alpn-01/${authz.identifier.value}.json`, JSON.stringify(pair), { secret: true });
             }
           },
@@ -333,10 +334,10 @@ export class AcmeManager {
             const ch = listed as AcmeChallenge;
             const storage = this.#o.storage;
             if (ch.type === 'http-01') {
-              this.#o.challenges.deleteHttp01(ch.token);
+              await this.#o.challenges.deleteHttp01(ch.token);
               await storage.delete(`challenges/http-01/${ch.token}`);
             } else if (ch.type === 'tls-alpn-01') {
-              this.#o.challenges.deleteAlpn(authz.identifier.value);
+              await this.#o.challenges.deleteAlpn(authz.identifier.value);
               await storage.delete(`challenges/tls-alpn-01/${authz.identifier.value}.json`);
             }
           },

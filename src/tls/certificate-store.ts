@@ -11,7 +11,11 @@
  * resumes whichever certificate (or worker process, given the same keys) served it.
  */
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import type { PemPair } from './acme-challenges.js';
 import type { CertificateBundle } from './certificate-bundle.js';
+
+/** Told of every new index (the worker pool copies it to the data-plane workers). */
+export type CertificateIndexListener<B> = (entries: ReadonlyMap<string, B>, fallback: B) => void;
 
 /** Mozilla "intermediate" server profile (TLS 1.3 suites are OpenSSL's defaults, all AEAD). */
 export const TLS_PROFILE = {
@@ -28,25 +32,41 @@ export const TLS_PROFILE = {
   sessionIdContext: 'fairway',
 } as const satisfies SecureContextOptions;
 
-export class CertificateStore {
+/**
+ * `B`: what a bundle is (the primary's {@link CertificateBundle}; a worker keeps only the
+ * PEM pair). A context is created once per bundle object, so an update reusing the same
+ * objects reuses their contexts.
+ */
+export class CertificateStore<B extends PemPair = CertificateBundle> {
   readonly #ticketKeys: Buffer;
-  readonly #contexts = new WeakMap<CertificateBundle, SecureContext>();
+  readonly #contexts = new WeakMap<PemPair, SecureContext>();
+  readonly #onUpdate: CertificateIndexListener<B> | undefined;
   #index = new Map<string, SecureContext>();
   #default: SecureContext | undefined;
-  #defaultBundle: CertificateBundle | undefined;
+  #defaultBundle: B | undefined;
 
-  /** `ticketKeys`: 48 random bytes, the same in every process that should resume sessions. */
-  constructor(ticketKeys: Buffer) {
+  /**
+   * `ticketKeys`: 48 random bytes, the same in every process that should resume sessions.
+   * `onUpdate`: told of each new index, after it is live here.
+   */
+  constructor(ticketKeys: Buffer, onUpdate?: CertificateIndexListener<B>) {
     this.#ticketKeys = ticketKeys;
+    this.#onUpdate = onUpdate;
+  }
+
+  /** The session ticket keys (sent to the data-plane workers). */
+  get ticketKeys(): Buffer {
+    return this.#ticketKeys;
   }
 
   /** Replaces the index: `entries` maps each served name (exact or `*.suffix`) to its bundle. */
-  update(entries: ReadonlyMap<string, CertificateBundle>, fallback: CertificateBundle): void {
+  update(entries: ReadonlyMap<string, B>, fallback: B): void {
     const index = new Map<string, SecureContext>();
     for (const [name, bundle] of entries) index.set(name, this.contextFor(bundle));
     this.#default = this.contextFor(fallback);
     this.#defaultBundle = fallback;
     this.#index = index;
+    this.#onUpdate?.(entries, fallback);
   }
 
   /** The context for a handshake's server name (undefined or unknown: the default). */
@@ -64,7 +84,7 @@ export class CertificateStore {
     return this.#default;
   }
 
-  get defaultBundle(): CertificateBundle | undefined {
+  get defaultBundle(): B | undefined {
     return this.#defaultBundle;
   }
 
@@ -75,11 +95,11 @@ export class CertificateStore {
   }
 
   /** A context with the profile for `bundle`, created once per bundle object. */
-  contextFor(bundle: { certPem: string; keyPem: string }): SecureContext {
-    const known = this.#contexts.get(bundle as CertificateBundle);
+  contextFor(bundle: PemPair): SecureContext {
+    const known = this.#contexts.get(bundle);
     if (known) return known;
     const context = createSecureContext({ ...TLS_PROFILE, ticketKeys: this.#ticketKeys, cert: bundle.certPem, key: bundle.keyPem });
-    this.#contexts.set(bundle as CertificateBundle, context);
+    this.#contexts.set(bundle, context);
     return context;
   }
 }

@@ -45,12 +45,17 @@ export interface RouterProcess {
 }
 
 /**
- * Starts `fairway serve --config FILE` (or `demo`) and resolves once it logs that it is
- * serving. `env` is added to this process's environment (e.g. NODE_OPTIONS).
+ * Starts `fairway serve --config FILE --workers 1` (or `demo`) and resolves once it logs
+ * that it is serving. `env` is added to this process's environment (e.g. NODE_OPTIONS).
+ * One process unless `workers` asks for data-plane workers (the CLI's default is `auto`).
+ * `onLine` sees every stdout line, parsed.
  */
-export function startRouterProcess(configFile: string, command: 'serve' | 'demo' = 'serve', env: Record<string, string> = {}): Promise<RouterProcess & { stderr(): string }> {
+export function startRouterProcess(
+  configFile: string, command: 'serve' | 'demo' = 'serve', env: Record<string, string> = {},
+  { workers = 1, onLine }: { workers?: number; onLine?: (entry: Record<string, unknown>) => void } = {},
+): Promise<RouterProcess & { stderr(): string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, command, '--config', configFile], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, command, '--config', configFile, '--workers', String(workers)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr += d;
@@ -61,6 +66,7 @@ export function startRouterProcess(configFile: string, command: 'serve' | 'demo'
     lines.on('line', (line) => {
       captureLog(`${line}\n`);
       const entry = JSON.parse(line) as { msg?: string; http?: string; admin?: string };
+      onLine?.(entry);
       if (entry.msg !== 'fairway is serving') return;
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       resolve({

@@ -1,0 +1,93 @@
+/**
+ * @module
+ * The IPC protocol between the primary (control process) and its data-plane workers
+ * (`fairway serve --workers N`): one message type per `type`, sent with Node's
+ * `advanced` serialisation (structured clone: Maps, Buffers and plain objects survive).
+ *
+ * Lifecycle of a worker, as the messages show it:
+ * 1. The primary forks it; once the worker says `ready` (it listens to IPC messages: one
+ *    sent before would be lost), the primary sends `start`: everything it needs to serve (the live
+ *    snapshot, certificates, sticky key, TLS ticket keys, pending ACME answers, where to
+ *    listen). The worker builds its data plane, applies that state, opens the listeners
+ *    (shared with the other workers through node:cluster) and answers `listening`.
+ * 2. Updates follow in the order they happened in the primary (IPC keeps order):
+ *    `snapshot` (answered `applied`), `certificates`, `sticky-key`, `sinks`, and ACME
+ *    `challenge` changes (answered `ack` once the answer is served).
+ * 3. The worker sends `counters` every {@link COUNTER_PUSH_MS} and when asked (`collect`),
+ *    and `access-log` batches while the primary's per-app logs or shipper are on.
+ * 4. Stop: `begin-drain`, then `close` (drain timeout) → the worker drains, sends its last
+ *    `counters` and access-log batch, answers `closed` with what it cut, and exits 0.
+ */
+import type { AddressInfo } from 'node:net';
+import type { DrainCut } from '../data/draining-listener.js';
+import type { Snapshot } from '../model.js';
+import type { AccessLogEntry } from '../observability/access-log.js';
+import type { RequestCounterData } from '../observability/request-stats.js';
+import type { PemPair } from '../tls/acme-challenges.js';
+
+/** How often a worker pushes its counters unasked, ms. */
+export const COUNTER_PUSH_MS = 500;
+
+/** A host and port to listen on. */
+export interface ListenAt {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * The certificate index: bundles by id (an id always names the same PEM pair, so a worker
+ * reuses the TLS context it built for it) and each served name's bundle id.
+ */
+export interface CertificateIndex {
+  readonly bundles: readonly (readonly [id: number, pair: PemPair])[];
+  readonly entries: readonly (readonly [name: string, id: number])[];
+  readonly fallback: number;
+}
+
+/** One ACME challenge change; `seq` is echoed by the worker's `ack`. */
+export type ChallengeChange =
+  | { readonly op: 'set-http01'; readonly token: string; readonly keyAuthorization: string }
+  | { readonly op: 'delete-http01'; readonly token: string }
+  | { readonly op: 'set-alpn'; readonly host: string; readonly pair: PemPair }
+  | { readonly op: 'delete-alpn'; readonly host: string };
+
+export interface StartMessage {
+  readonly type: 'start';
+  readonly logLevel: string;
+  readonly maxHeaderSize: number;
+  readonly http: ListenAt;
+  readonly https: ListenAt | undefined;
+  /** Session ticket keys: the same bytes in every worker, so a session resumes on any of them. */
+  readonly ticketKeys: Uint8Array;
+  readonly stickyKey: Uint8Array;
+  readonly snapshot: Snapshot;
+  readonly certificates: CertificateIndex;
+  readonly challenges: readonly ChallengeChange[];
+  /** Whether access-log entries are wanted by the primary (per-app logs or shipper on). */
+  readonly sinks: boolean;
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  | StartMessage
+  | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
+  | { readonly type: 'certificates'; readonly certificates: CertificateIndex }
+  | { readonly type: 'sticky-key'; readonly key: Uint8Array }
+  | { readonly type: 'sinks'; readonly active: boolean }
+  | { readonly type: 'challenge'; readonly seq: number; readonly change: ChallengeChange }
+  | { readonly type: 'collect'; readonly seq: number }
+  | { readonly type: 'begin-drain' }
+  | { readonly type: 'close'; readonly timeoutMs: number };
+
+/** Worker → primary. */
+export type FromWorker =
+  | { readonly type: 'ready' }
+  | { readonly type: 'listening'; readonly http: AddressInfo; readonly https: AddressInfo | undefined }
+  | { readonly type: 'applied'; readonly generation: number }
+  | { readonly type: 'ack'; readonly seq: number }
+  /** `seq`: the `collect` this answers; absent when pushed unasked. */
+  | { readonly type: 'counters'; readonly seq: number | undefined; readonly counters: RequestCounterData }
+  | { readonly type: 'access-log'; readonly entries: readonly (readonly [entry: AccessLogEntry, time: number])[] }
+  | { readonly type: 'closed'; readonly cut: DrainCut }
+  /** It could not start (cannot listen: `code` is the system error's, e.g. EADDRINUSE); it exits next. */
+  | { readonly type: 'failed'; readonly code: string | undefined; readonly message: string };
