@@ -120,7 +120,7 @@ start_fairway_off() {
     -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_OFF_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_OFF_ADMIN_PORT/" \
     "$BENCH_DIR/fairway-bench.yaml" >"$dir/fairway.yaml"
   printf 'compression: { enabled: false }\n' >>"$dir/fairway.yaml"
-  spawn fairway-off /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --config "$dir/fairway.yaml"
+  spawn fairway-off /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$dir/fairway.yaml"
 }
 
 # --- nginx: the plain bench's proxy with the Deis router's gzip settings ---
@@ -204,7 +204,7 @@ start_cb_servers() {
     sed -e "s/127\.0\.0\.1:18080/127.0.0.1:$ORIGIN_A_PORT/; s/127\.0\.0\.1:18081/127.0.0.1:$ORIGIN_B_PORT/" \
       -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_ADMIN_PORT/" \
       "$BENCH_DIR/fairway-bench.yaml" >"$TMP/fairway/fairway.yaml"
-    spawn fairway /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --config "$TMP/fairway/fairway.yaml"
+    spawn fairway /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway/fairway.yaml"
   fi
   [ "$need_off" = 1 ] && start_fairway_off
   local nginx_ok=0

@@ -367,7 +367,7 @@ async function startRouter(name: string, apiKubeconfig: string, dir: string): Pr
   }
   const spawnedEpoch = epoch();
   const spawnedAt = now();
-  const child = spawnNode([...nodeFlags, CLI, 'serve', '--kubeconfig', apiKubeconfig, '--config', config], true);
+  const child = spawnNode([...nodeFlags, CLI, 'serve', '--workers', '1', '--kubeconfig', apiKubeconfig, '--config', config], true);
   child.stdin!.end();
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {

@@ -89,7 +89,7 @@ start_fairway_pp() {
     -e "s/127\.0\.0\.1:18090/127.0.0.1:$FAIRWAY_PP_PORT/; s/127\.0\.0\.1:18091/127.0.0.1:$FAIRWAY_PP_ADMIN_PORT/" \
     "$BENCH_DIR/fairway-bench.yaml" >"$dir/fairway.yaml"
   printf 'proxyProtocol: { http: true }\n' >>"$dir/fairway.yaml"
-  spawn fairway-pp /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --config "$dir/fairway.yaml"
+  spawn fairway-pp /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$dir/fairway.yaml"
 }
 
 # --- nginx: the plain bench's proxy, plus a server that reads the PROXY header ---

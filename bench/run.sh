@@ -379,7 +379,7 @@ start_fairway() {
     node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
   fi
   # stdout (the JSON logs, access log included) goes to /dev/null; stderr is kept.
-  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$TMP/$name/fairway.yaml"
+  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/$name/fairway.yaml"
   wait_ready "$name" "$port"
 }
 
@@ -478,7 +478,7 @@ apps:
 EOF
     awk -v a="$ORIGIN_A_PORT" 'BEGIN { for (i = 1; i < 10000; i++) printf "  app-%d:\n    domains: [app-%d.bench.test]\n    versions:\n      v1: { weight: 1, endpoints: [\"127.0.0.1:%s\"] }\n", i, i, a }'
   } >"$TMP/fairway-10k/fairway.yaml"
-  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --config "$TMP/fairway-10k/fairway.yaml"
+  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway-10k/fairway.yaml"
   wait_ready fairway-10k "$FAIRWAY_10K_PORT"
 }
 

@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   let flip = false;
   writeFileSync(configFile, configText(endpoints.map((e) => e.port), httpPort, adminPort, flip));
 
-  const [cmd, args] = pinned(ROUTER_CPU, process.execPath, [CLI, 'serve', '--config', configFile]);
+  const [cmd, args] = pinned(ROUTER_CPU, process.execPath, [CLI, 'serve', '--workers', '1', '--config', configFile]);
   const router: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   router.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-20_000)));

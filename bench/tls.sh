@@ -196,7 +196,7 @@ start_fairway_tls() {
     mkdir -p "$RESULTS/profile-$name"
     node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
   fi
-  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --config "$dir/fairway.yaml"
+  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers 1 --config "$dir/fairway.yaml"
   wait_tls_ready "$name" "$https"
 }
 
