@@ -32,7 +32,7 @@
  *   the time). `options.env` overrides or adds to these.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -106,19 +106,27 @@ function findExecutable(name: string): string | undefined {
 }
 
 /**
- * `count` distinct loopback TCP ports that were free a moment ago: all are bound to port 0
- * at once (so they differ), then released for the caller to bind.
+ * `count` distinct loopback TCP ports that were free a moment ago, for listeners a test
+ * binds, closes and binds again (Pebble validates against fixed ports). They are drawn at
+ * random BELOW the kernel's ephemeral range: a port from that range (what `listen(0)`
+ * gives) can be taken between two binds by any other test's `listen(0)` or outgoing
+ * connection, one below it only by another test picking the same port on purpose.
  */
 export async function freeLoopbackPorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.max(20_000, (low ?? 32_768) - 1);
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < count; tries++) {
+    if (tries > 200) throw new Error('freeLoopbackPorts: no free port found below the ephemeral range');
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (ports.includes(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
       const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) ports.push(port);
+  }
   return ports;
 }
 
