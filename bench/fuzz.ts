@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { fuzzConfigs, fuzzProxyHeaders, fuzzRequests, type FuzzOutcome } from '../test/helpers/fuzz-checks.js';
+import { endpointJudge, fuzzConfigs, fuzzProxyHeaders, fuzzRequests, type FuzzOutcome } from '../test/helpers/fuzz-checks.js';
 import { fuzzSeed, Rng } from '../test/helpers/fuzz-inputs.js';
 import { startRouterProcess } from '../test/helpers/router-process.js';
 
@@ -52,18 +52,9 @@ report('config loader', ITERATIONS, fuzzConfigs(rngFor(1), ITERATIONS, 2000), pe
 started = performance.now();
 report('PROXY protocol parser', ITERATIONS * 10, fuzzProxyHeaders(rngFor(2), ITERATIONS * 10), performance.now() - started);
 
-const malformed: string[] = [];
-let hits = 0;
-const origin = createServer((req, res) => {
-  hits++;
-  if (!/^[A-Z]+$/.test(req.method ?? '') || !/^(\/|\*$)/.test(req.url ?? '')) malformed.push(`${req.method} ${req.url}`);
-  req.resume();
-  req.on('end', () => res.end('ok'));
-});
-origin.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-  if (err.code !== 'HPE_INVALID_EOF_STATE' && err.code !== 'ECONNRESET') malformed.push(`${err.code}: ${err.message}`);
-  socket.destroy();
-});
+const judge = endpointJudge();
+const origin = createServer(judge.handler);
+origin.on('clientError', judge.onClientError);
 await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
 const dir = mkdtempSync(path.join(tmpdir(), 'fairway-fuzz-'));
 const configFile = path.join(dir, 'fairway.yaml');
@@ -80,9 +71,9 @@ try {
   const requests = Math.max(1, Math.round(ITERATIONS / 10));
   started = performance.now();
   report('request heads', requests, await fuzzRequests(rngFor(3), requests, Number(new URL(router.http).port), 'app.test', 20, 5000), performance.now() - started);
-  say(`  ${hits} requests reached the endpoint; ${malformed.length} malformed`);
-  for (const m of malformed.slice(0, 20)) say(`  endpoint saw: ${m}`);
-  checks.push([`the endpoint only received well-formed requests (${malformed.length} malformed)`, malformed.length === 0]);
+  say(`  ${judge.hits} requests reached the endpoint; ${judge.malformed.length} malformed`);
+  for (const m of judge.malformed.slice(0, 20)) say(`  endpoint saw: ${m}`);
+  checks.push([`the endpoint only received well-formed requests (${judge.malformed.length} malformed)`, judge.malformed.length === 0]);
   const last = await request(`${router.http}/`, { headers: { host: 'app.test' } });
   await last.body.text();
   checks.push([`a good request is served at the end (${last.statusCode})`, last.statusCode === 200]);

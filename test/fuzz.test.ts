@@ -1,5 +1,5 @@
 import t from 'tap';
-import { fuzzConfigs, fuzzProxyHeaders, fuzzRequests } from './helpers/fuzz-checks.js';
+import { endpointJudge, fuzzConfigs, fuzzProxyHeaders, fuzzRequests } from './helpers/fuzz-checks.js';
 import { fuzzSeed, Rng } from './helpers/fuzz-inputs.js';
 import { routerStarter } from './helpers/test-router.js';
 import { upstreamStarter } from './helpers/upstreams.js';
@@ -24,18 +24,9 @@ t.test('5,000 mutated PROXY v1/v2 headers: each is parsed or rejected as incompl
 t.test('300 mutated request heads over raw sockets: each is answered or closed in time, the endpoint only sees well-formed requests, the router keeps serving', async (t) => {
   const router = routerStarter(t);
   const upstream = upstreamStarter(t);
-  /** The endpoint's own strict parser is the judge: a malformed request would be a client error there. */
-  const malformed: string[] = [];
-  const origin = await upstream('origin', (req, res) => {
-    if (!/^[A-Z]+$/.test(req.method ?? '') || !/^(\/|\*$)/.test(req.url ?? '')) malformed.push(`${req.method} ${req.url}`);
-    req.resume();
-    req.on('end', () => res.end('ok'));
-  });
-  origin.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    // A body cut short when the router aborts the request is not a malformed request.
-    if (err.code !== 'HPE_INVALID_EOF_STATE' && err.code !== 'ECONNRESET') malformed.push(`${err.code}: ${err.message}`);
-    socket.destroy();
-  });
+  const judge = endpointJudge();
+  const origin = await upstream('origin', judge.handler);
+  origin.server.on('clientError', judge.onClientError);
   const r = await router(`
 log: { access: false }
 timeouts: { clientHeaders: 1s, clientIdle: 1s, clientRequest: 2s, upstreamHeaders: 2s }
@@ -46,7 +37,7 @@ apps:
 `);
   const run = await fuzzRequests(rngFor(3), 300, Number(new URL(r.http).port), 'app.test', 10, 5000);
   t.same(run.failures, [], `seed ${seed}`);
-  t.same(malformed, [], 'the endpoint received only well-formed requests');
+  t.same(judge.malformed, [], 'the endpoint received only well-formed requests');
   t.ok(origin.hits > 0 && (run.outcomes['answered 4xx'] ?? 0) > 0, `some requests were proxied, some refused: ${JSON.stringify(run.outcomes)}, ${origin.hits} at the endpoint`);
   t.equal((await r.get('app.test')).status, 200, 'a good request is served afterwards');
 });

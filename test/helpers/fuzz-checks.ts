@@ -3,7 +3,9 @@
  * {@link ./fuzz-inputs.ts} to one parser and returns what became of them, with a list of
  * failures (each naming its input number, so a seed and a number reproduce it).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ConfigError, parseConfig } from '../../src/config/load-config.js';
 import { parseProxyHeader } from '../../src/data/proxy-protocol.js';
 import { configCorpus, configInput, proxyInput, requestCorpus, requestInput, type Rng } from './fuzz-inputs.js';
@@ -136,4 +138,41 @@ export async function fuzzRequests(rng: Rng, n: number, port: number, host: stri
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { outcomes, failures, slowestMs };
+}
+
+/**
+ * The endpoint behind the request fuzzing judges what reaches it with its own strict
+ * parser: install `handler` as its request handler and `onClientError` on its server.
+ * `malformed` lists what should never have come through the router: a request whose
+ * method is not an upper-case token or whose target is not origin-form, or a parse error —
+ * except a body cut short (the router aborts an upstream request whose client body turned
+ * out malformed) and a reset.
+ */
+export interface EndpointJudge {
+  readonly malformed: string[];
+  /** Requests that reached the endpoint. */
+  readonly hits: number;
+  readonly handler: (req: IncomingMessage, res: ServerResponse) => void;
+  readonly onClientError: (err: NodeJS.ErrnoException, socket: Duplex) => void;
+}
+
+export function endpointJudge(): EndpointJudge {
+  const malformed: string[] = [];
+  let hits = 0;
+  return {
+    malformed,
+    get hits() {
+      return hits;
+    },
+    handler(req, res) {
+      hits++;
+      if (!/^[A-Z]+$/.test(req.method ?? '') || !/^\//.test(req.url ?? '')) malformed.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    },
+    onClientError(err, socket) {
+      if (err.code !== 'HPE_INVALID_EOF_STATE' && err.code !== 'ECONNRESET') malformed.push(`${err.code}: ${err.message}`);
+      socket.destroy();
+    },
+  };
 }
