@@ -13,28 +13,30 @@ import { startKubeApiServer } from './helpers/kube-api-server.js';
 
 const echo = await startUpstream('echo');
 t.teardown(() => echo.close());
-// Pebble's validator dials these: the router that must answer challenges listens on them.
-const [httpPort, httpsPort] = await freeLoopbackPorts(2);
 const FAST = { min: 20, max: 200 };
 
 interface Setup {
   pebble: Pebble;
+  /** Pebble's validator dials these: the router that must answer challenges listens on them (new ones for each test, so no connection of an earlier router can hold them). */
+  httpPort: number;
+  httpsPort: number;
   dir: string;
   storage: string;
 }
 
 async function pebbleFor(t: Test, validitySeconds?: number): Promise<Setup> {
-  const pebble = await startPebble({ httpPort: httpPort!, tlsPort: httpsPort!, certificateValidityPeriod: validitySeconds });
+  const [httpPort, httpsPort] = (await freeLoopbackPorts(2)) as [number, number];
+  const pebble = await startPebble({ httpPort, tlsPort: httpsPort, certificateValidityPeriod: validitySeconds });
   t.teardown(() => pebble.stop());
   const dir = mkdtempSync(path.join(tmpdir(), 'fairway-acme-'));
   writeFileSync(path.join(dir, 'pebble-ca.pem'), pebble.caBundle);
-  return { pebble, dir, storage: path.join(dir, 'data') };
+  return { pebble, httpPort, httpsPort, dir, storage: path.join(dir, 'data') };
 }
 
 const config = (s: Setup, o: { challenge?: string; domains?: string[]; renewAt?: number; listen?: 'pebble' | 'any' } = {}) => `
 listen:
-  http: 127.0.0.1:${o.listen === 'any' ? 0 : httpPort}
-  https: 127.0.0.1:${o.listen === 'any' ? 0 : httpsPort}
+  http: 127.0.0.1:${o.listen === 'any' ? 0 : s.httpPort}
+  https: 127.0.0.1:${o.listen === 'any' ? 0 : s.httpsPort}
   admin: 127.0.0.1:0
   builder: 127.0.0.1:0
 tls:
@@ -83,7 +85,7 @@ t.test('HTTP-01: every non-wildcard host gets a certificate that verifies agains
   const s = await pebbleFor(t);
   const r = await router(t, s, config(s));
   await r.router.certificates.idle();
-  const h = await verifiedHello(s, httpsPort!, 'web.example.test');
+  const h = await verifiedHello(s, s.httpsPort, 'web.example.test');
   t.match(h.cert.subjectaltname, /DNS:web\.example\.test/);
   t.match(h.cert.issuer.CN, /Pebble Intermediate/);
 
@@ -99,7 +101,7 @@ t.test('HTTP-01: every non-wildcard host gets a certificate that verifies agains
 
   const agent = new Agent({ connect: { ca: await s.pebble.roots(), servername: 'web.example.test' } });
   t.teardown(() => agent.close());
-  const res = await request(`https://127.0.0.1:${httpsPort}/`, { dispatcher: agent, headers: { host: 'web.example.test' } });
+  const res = await request(`https://127.0.0.1:${s.httpsPort}/`, { dispatcher: agent, headers: { host: 'web.example.test' } });
   t.equal(res.statusCode, 200, 'and it serves HTTPS traffic with it');
   await res.body.text();
 
@@ -111,7 +113,7 @@ t.test('HTTP-01: every non-wildcard host gets a certificate that verifies agains
   t.match(certs.stdout, /web\.example\.test\s+acme\s+Pebble Intermediate CA \w+\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\d{4}-.*ok\n/);
   const renewed = await runCli(['certs', 'renew', 'web.example.test', '--admin', r.admin]);
   t.equal(renewed.code, 0, renewed.stderr);
-  const afterRenew = await verifiedHello(s, httpsPort!, 'web.example.test');
+  const afterRenew = await verifiedHello(s, s.httpsPort, 'web.example.test');
   t.not(afterRenew.cert.serialNumber, h.cert.serialNumber, 'a new certificate is served at once');
   const unknownHost = await runCli(['certs', 'renew', 'nope.example.test', '--admin', r.admin]);
   t.equal(unknownHost.code, 2);
@@ -120,11 +122,11 @@ t.test('HTTP-01: every non-wildcard host gets a certificate that verifies agains
   // A host added at run time gets its certificate within seconds, with no restart; a removed one is dropped.
   await r.rewrite(config(s, { domains: ['new.example.test'] }));
   const added = await until('new.example.test to be served', async () => {
-    const x = await hello(httpsPort!, { servername: 'new.example.test' });
+    const x = await hello(s.httpsPort, { servername: 'new.example.test' });
     return /Pebble Intermediate/.test(String(x.cert.issuer.CN)) && x;
   });
   t.match(added.cert.subjectaltname, /DNS:new\.example\.test/);
-  await verifiedHello(s, httpsPort!, 'new.example.test');
+  await verifiedHello(s, s.httpsPort, 'new.example.test');
   t.notOk((await rows(r)).some((x) => x.host === 'web.example.test'), 'a removed host is no longer managed');
 });
 
@@ -132,7 +134,7 @@ t.test('TLS-ALPN-01: the challenge is answered on the HTTPS listener', async (t)
   const s = await pebbleFor(t);
   const r = await router(t, s, config(s, { challenge: 'tls-alpn-01', domains: ['alpn.example.test'] }));
   await r.router.certificates.idle();
-  const h = await verifiedHello(s, httpsPort!, 'alpn.example.test');
+  const h = await verifiedHello(s, s.httpsPort, 'alpn.example.test');
   t.match(h.cert.subjectaltname, /DNS:alpn\.example\.test/);
   t.match((await rows(r)).find((x) => x.host === 'alpn.example.test'), { source: 'acme' });
 });
@@ -141,7 +143,7 @@ t.test('renewal replaces a certificate before it expires without dropping open c
   const s = await pebbleFor(t, 12); // 12-second certificates, renewed at 25% of their life
   const r = await router(t, s, config(s, { domains: ['renew.example.test'], renewAt: 0.25 }));
   await r.router.certificates.idle();
-  const first = await verifiedHello(s, httpsPort!, 'renew.example.test');
+  const first = await verifiedHello(s, s.httpsPort, 'renew.example.test');
 
   const agent = new Agent({ connections: 1, keepAliveTimeout: 60_000, connect: { ca: await s.pebble.roots(), servername: 'renew.example.test' } });
   t.teardown(() => agent.close());
@@ -153,7 +155,7 @@ t.test('renewal replaces a certificate before it expires without dropping open c
   const loop = (async () => {
     while (running) {
       try {
-        const res = await request(`https://127.0.0.1:${httpsPort}/`, { dispatcher: agent, headers: { host: 'renew.example.test' } });
+        const res = await request(`https://127.0.0.1:${s.httpsPort}/`, { dispatcher: agent, headers: { host: 'renew.example.test' } });
         await res.body.text();
         if (res.statusCode === 200) served++;
         else failures.push(`HTTP ${res.statusCode}`);
@@ -163,7 +165,7 @@ t.test('renewal replaces a certificate before it expires without dropping open c
     }
   })();
   const renewed = await until('the renewed certificate', async () => {
-    const h = await hello(httpsPort!, { servername: 'renew.example.test' });
+    const h = await hello(s.httpsPort, { servername: 'renew.example.test' });
     return h.cert.serialNumber !== first.cert.serialNumber && h;
   });
   running = false;
@@ -178,22 +180,22 @@ t.test('a CA outage during renewal keeps the old certificate serving, retries wi
   const s = await pebbleFor(t);
   const r = await router(t, s, config(s, { domains: ['outage.example.test'] }));
   await r.router.certificates.idle();
-  const before = await verifiedHello(s, httpsPort!, 'outage.example.test');
+  const before = await verifiedHello(s, s.httpsPort, 'outage.example.test');
 
   await s.pebble.down();
   const failed = await r.router.certificates.renew('outage.example.test');
   t.match(failed, { source: 'acme', lastError: { code: 'FW_ACME_ORDER_FAILED' } });
-  t.equal((await hello(httpsPort!, { servername: 'outage.example.test' })).cert.serialNumber, before.cert.serialNumber, 'the old certificate is still served');
+  t.equal((await hello(s.httpsPort, { servername: 'outage.example.test' })).cert.serialNumber, before.cert.serialNumber, 'the old certificate is still served');
   t.ok(r.logs.some((l) => l.msg === 'certificate renewal failed; still serving the current one' && l.host === 'outage.example.test'));
   await until('a second failed attempt, made on its own', async () => r.logs.some((l) => l.host === 'outage.example.test' && l.failures === 2));
 
   await s.pebble.up();
   const after = await until('a certificate from the recovered CA', async () => {
-    const h = await hello(httpsPort!, { servername: 'outage.example.test' });
+    const h = await hello(s.httpsPort, { servername: 'outage.example.test' });
     return h.cert.serialNumber !== before.cert.serialNumber && h;
   });
   t.ok(after);
-  await verifiedHello(s, httpsPort!, 'outage.example.test');
+  await verifiedHello(s, s.httpsPort, 'outage.example.test');
   t.notOk((await rows(r)).find((x) => x.host === 'outage.example.test')!.lastError, 'the error clears after success');
 });
 
