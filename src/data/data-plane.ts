@@ -384,7 +384,7 @@ export class DataPlane implements DrainingListener {
     // Bytes the client sent after the request head stay in the socket, for the tunnel.
     if (head.length > 0) socket.unshift(head);
     // A pipelined upgrade: the response to the request before it goes out first.
-    const earlier = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const earlier = responseOn(socket as Socket);
     if (earlier) {
       earlier.once('finish', () => setImmediate(() => this.#onUpgrade(req, socket, EMPTY)));
       return;
@@ -602,7 +602,7 @@ export class DataPlane implements DrainingListener {
   }
 
   readonly #onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
-    const pending = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    const pending = responseOn(socket);
     if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
       socket.destroy();
       return;
@@ -673,8 +673,7 @@ function watchBodyIdle(req: IncomingMessage, ms: number): void {
 }
 
 function endBodyIdle(this: IncomingMessage): void {
-  const socket = this.socket as Socket & { _httpMessage?: ServerResponse | null };
-  if (socket._httpMessage) socket.setTimeout(0);
+  if (responseOn(this.socket) !== undefined) this.socket.setTimeout(0);
 }
 
 /** The response being written on an HTTP connection (Node's own record of it), if any: a request in flight. */
