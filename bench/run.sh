@@ -28,11 +28,14 @@
 #   BENCH_PROXIES="direct nginx haproxy caddy fairway fairway-10k undici-min undici-stream node-http http-proxy-3"
 #                          which to measure, in this order; also available: fairway-nolog (a
 #                          second Fairway with the access log off, to measure what the access
-#                          log costs). A peer that is not installed (and cannot be installed)
+#                          log costs) and fairway-b (a second Fairway for A/B comparisons, run
+#                          with BENCH_B_NODE_FLAGS and from BENCH_B_DIST, see below). A peer
+#                          that is not installed (and cannot be installed)
 #                          is skipped and named in the report.
 #   BENCH_PATH=/           the path requested: / answers 100 bytes, /1mb answers 1 MiB
 #   BENCH_PORT_BASE=18080  ports used: base, base+1 (origin), base+10/+11 (fairway http/admin),
-#                          base+12/+13 (fairway-nolog), base+14/+15 (fairway-10k), base+20 (nginx
+#                          base+12/+13 (fairway-nolog), base+14/+15 (fairway-10k), base+16/+17
+#                          (fairway-b), base+20 (nginx
 #                          proxy), base+30 (http-proxy-3), base+40/41/42 (undici-min, undici-stream,
 #                          node-http), base+50 (haproxy), base+60 (caddy)
 #   BENCH_PROXY_CPU=0 BENCH_LOAD_CPU=1   CPUs for the proxy under test / origin + wrk
@@ -40,6 +43,10 @@
 #                          as Fairway writes its access log to /dev/null (off: no log)
 #   BENCH_PROFILE=1        run Fairway under `node --cpu-prof` and summarise the profile
 #                          (its numbers then include the profiler's overhead)
+#   BENCH_NODE_FLAGS=      extra node flags for the fairway, fairway-nolog and fairway-10k rows
+#   BENCH_B_NODE_FLAGS=    node flags for the fairway-b row (e.g. --max-semi-space-size=32)
+#   BENCH_B_DIST=dist      the build the fairway-b row runs (e.g. the dist/ of a git worktree at an
+#                          older commit, to compare two builds in one interleaved run)
 #   BENCH_STRICT=1         exit 3 when a target fails (default: report only, exit 0)
 #   BENCH_NO_INSTALL=1     never apt-get install missing tools
 #   BENCH_NGINX=PATH       the nginx binary to use ("none": run as if nginx were missing)
@@ -88,6 +95,8 @@ FAIRWAY_PORT=$((PORT_BASE + 10))
 FAIRWAY_ADMIN_PORT=$((PORT_BASE + 11))
 FAIRWAY_NOLOG_PORT=$((PORT_BASE + 12))
 FAIRWAY_NOLOG_ADMIN_PORT=$((PORT_BASE + 13))
+FAIRWAY_B_PORT=$((PORT_BASE + 16))
+FAIRWAY_B_ADMIN_PORT=$((PORT_BASE + 17))
 NGINX_PORT=$((PORT_BASE + 20))
 HP3_PORT=$((PORT_BASE + 30))
 UNDICI_MIN_PORT=$((PORT_BASE + 40))
@@ -145,7 +154,7 @@ check_settings() {
   local p
   for p in $PROXIES; do
     case "$p" in
-      direct | nginx | haproxy | caddy | fairway | fairway-10k | fairway-nolog | http-proxy-3 | undici-min | undici-stream | node-http) ;;
+      direct | nginx | haproxy | caddy | fairway | fairway-10k | fairway-nolog | fairway-b | http-proxy-3 | undici-min | undici-stream | node-http) ;;
       *) die "unknown proxy '$p' in BENCH_PROXIES" ;;
     esac
   done
@@ -231,7 +240,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 check_ports() {
   local port
   for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_NOLOG_PORT" \
-    "$FAIRWAY_NOLOG_ADMIN_PORT" "$FAIRWAY_10K_PORT" "$FAIRWAY_10K_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT" \
+    "$FAIRWAY_NOLOG_ADMIN_PORT" "$FAIRWAY_10K_PORT" "$FAIRWAY_10K_ADMIN_PORT" "$FAIRWAY_B_PORT" "$FAIRWAY_B_ADMIN_PORT" "$NGINX_PORT" "$HP3_PORT" \
     "$UNDICI_MIN_PORT" "$UNDICI_STREAM_PORT" "$NODE_HTTP_PORT" "$HAPROXY_PORT" "$CADDY_PORT"; do
     port_free "$port" || die "127.0.0.1:$port is already in use (another bench running?); set BENCH_PORT_BASE"
   done
@@ -364,9 +373,9 @@ EOF
 }
 
 # --- proxy: Fairway, one process, the bench config with this run's ports ---
-# Usage: start_fairway NAME HTTP_PORT ADMIN_PORT ACCESS_LOG(true|false)
+# Usage: start_fairway NAME HTTP_PORT ADMIN_PORT ACCESS_LOG(true|false) [NODE_FLAGS [DIST]]
 start_fairway() {
-  local name=$1 port=$2 admin=$3 access=$4
+  local name=$1 port=$2 admin=$3 access=$4 flags=${5-${BENCH_NODE_FLAGS:-}} dist=${6:-$ROOT/dist}
   # Copy the config into its own temp dir (the weights state file is written beside it).
   mkdir -p "$TMP/$name"
   sed -e "s/127\.0\.0\.1:18080/127.0.0.1:$ORIGIN_A_PORT/; s/127\.0\.0\.1:18081/127.0.0.1:$ORIGIN_B_PORT/" \
@@ -374,12 +383,13 @@ start_fairway() {
     -e "s/^  access: true/  access: $access/" \
     "$BENCH_DIR/fairway-bench.yaml" >"$TMP/$name/fairway.yaml"
   local node_flags=()
+  [ -z "$flags" ] || read -r -a node_flags <<<"$flags"
   if [ "$PROFILE" = 1 ]; then
     mkdir -p "$RESULTS/profile-$name"
-    node_flags=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
+    node_flags+=(--cpu-prof --cpu-prof-dir="$RESULTS/profile-$name")
   fi
   # stdout (the JSON logs, access log included) goes to /dev/null; stderr is kept.
-  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/$name/fairway.yaml"
+  spawn "$name" /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$dist/cli.js" serve --workers 1 --config "$TMP/$name/fairway.yaml"
   wait_ready "$name" "$port"
 }
 
@@ -478,7 +488,9 @@ apps:
 EOF
     awk -v a="$ORIGIN_A_PORT" 'BEGIN { for (i = 1; i < 10000; i++) printf "  app-%d:\n    domains: [app-%d.bench.test]\n    versions:\n      v1: { weight: 1, endpoints: [\"127.0.0.1:%s\"] }\n", i, i, a }'
   } >"$TMP/fairway-10k/fairway.yaml"
-  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway-10k/fairway.yaml"
+  local node_flags=()
+  [ -z "${BENCH_NODE_FLAGS:-}" ] || read -r -a node_flags <<<"$BENCH_NODE_FLAGS"
+  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway-10k/fairway.yaml"
   wait_ready fairway-10k "$FAIRWAY_10K_PORT"
 }
 
@@ -488,6 +500,7 @@ port_of() {
     nginx) echo "$NGINX_PORT" ;;
     fairway) echo "$FAIRWAY_PORT" ;;
     fairway-nolog) echo "$FAIRWAY_NOLOG_PORT" ;;
+    fairway-b) echo "$FAIRWAY_B_PORT" ;;
     http-proxy-3) echo "$HP3_PORT" ;;
     undici-min) echo "$UNDICI_MIN_PORT" ;;
     undici-stream) echo "$UNDICI_STREAM_PORT" ;;
@@ -563,6 +576,9 @@ start_proxies() {
       fairway-nolog)
         if start_fairway fairway-nolog "$FAIRWAY_NOLOG_PORT" "$FAIRWAY_NOLOG_ADMIN_PORT" false; then MEASURED+=(fairway-nolog)
         else SKIPPED+=("fairway-nolog: did not start (see above)"); fi ;;
+      fairway-b)
+        if start_fairway fairway-b "$FAIRWAY_B_PORT" "$FAIRWAY_B_ADMIN_PORT" true "${BENCH_B_NODE_FLAGS:-}" "${BENCH_B_DIST:-$ROOT/dist}"; then MEASURED+=(fairway-b)
+        else SKIPPED+=("fairway-b: did not start (see above)"); fi ;;
       http-proxy-3) if start_http_proxy_3; then MEASURED+=(http-proxy-3); else SKIPPED+=("http-proxy-3: did not start (see above)"); fi ;;
       undici-min) if start_undici_min; then MEASURED+=(undici-min); else SKIPPED+=("undici-min: did not start (see above)"); fi ;;
       undici-stream) if start_undici_stream; then MEASURED+=(undici-stream); else SKIPPED+=("undici-stream: did not start (see above)"); fi ;;
@@ -592,7 +608,7 @@ run_wrk() {
 # Says which started process is gone (called when a measurement fails).
 check_alive() {
   local name pidvar
-  for name in origin nginx haproxy caddy fairway fairway-10k fairway-nolog http-proxy-3 undici-min undici-stream node-http; do
+  for name in origin nginx haproxy caddy fairway fairway-10k fairway-nolog fairway-b http-proxy-3 undici-min undici-stream node-http; do
     pidvar="PID_${name//-/_}"
     [ -n "${!pidvar:-}" ] || continue
     if ! kill -0 "${!pidvar}" 2>/dev/null; then
@@ -681,11 +697,12 @@ fairway_split_and_profile() {
 
 report() {
   local name admin
-  for name in fairway fairway-nolog fairway-10k; do
+  for name in fairway fairway-nolog fairway-b fairway-10k; do
     [[ " ${MEASURED[*]} " == *" $name "* ]] || continue
     case "$name" in
       fairway) admin=$FAIRWAY_ADMIN_PORT ;;
       fairway-nolog) admin=$FAIRWAY_NOLOG_ADMIN_PORT ;;
+      fairway-b) admin=$FAIRWAY_B_ADMIN_PORT ;;
       fairway-10k) admin=$FAIRWAY_10K_ADMIN_PORT ;;
     esac
     fairway_split_and_profile "$name" "$admin" 25
