@@ -58,6 +58,8 @@
 #                          load through HAProxy with and without send-proxy; see bench/README.md)
 #   BENCH_MODE=compression  what response compression costs (bench/compression.sh: a 2 KB JSON
 #                          answer with and without Accept-Encoding gzip / br; see bench/README.md)
+#   BENCH_MODE=workers     Fairway with 1 and 2 workers against nginx with 1 and 2 workers (bench/workers.sh:
+#                          plain HTTP, HTTPS keep-alive, resumed TLS connections; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,7 +73,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     kubernetes) exec bash "$BENCH_DIR/kubernetes.sh" "$@" ;;
     proxy-protocol) exec bash "$BENCH_DIR/proxy-protocol.sh" "$@" ;;
     compression) exec bash "$BENCH_DIR/compression.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol or compression)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    workers) exec bash "$BENCH_DIR/workers.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression or workers)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 

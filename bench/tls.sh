@@ -460,4 +460,7 @@ tls_main() {
   tls_report
 }
 
-tls_main "$@"
+# bench/workers.sh sources this file for its functions: only a direct run runs main.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  tls_main "$@"
+fi

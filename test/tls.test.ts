@@ -96,6 +96,33 @@ t.test('TLS 1.2 and 1.3 only, AEAD suites only, ALPN http/1.1, sessions resume',
   t.match(metrics, /fairway_tls_handshake_errors_total [1-9]/, 'the refused handshakes are counted');
 });
 
+t.test('every resumption carries a new session ticket, so a client reconnecting with its last ticket never needs a full handshake again', async (t) => {
+  const r = await router('', (dir) => writePair(dir, 'platform', certPlatform));
+  const port = httpsPort(r);
+  /** Connects `count` times, each with the ticket the previous connection received; says which resumed. */
+  const chain = async (maxVersion: 'TLSv1.2' | 'TLSv1.3', count: number) => {
+    const reused: boolean[] = [];
+    let session: Buffer | undefined;
+    for (let i = 0; i < count; i++) {
+      const h = await hello(port, { servername: 'a.test', maxVersion, ...(session ? { session } : {}) });
+      reused.push(h.reused);
+      t.ok(h.session, `${maxVersion} connection ${i}: a ticket for the next one`);
+      session = h.session;
+    }
+    return reused;
+  };
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+    t.same(await chain(maxVersion, 5), [false, true, true, true, true], `${maxVersion}: one full handshake, then resumptions only`);
+  }
+  // A new default certificate replaces the listener's own context, where tickets are made: renewal still holds.
+  await r.rewrite(config('  platformCertificate: { cert: platform.pem, key: platform.key }'));
+  // The file certificate is loaded after the snapshot: the handshakes tell when it is live.
+  let served = '';
+  for (let i = 0; i < 500 && served !== serial(certPlatform); i++) served = (await hello(port, {})).cert.serialNumber;
+  t.equal(served, serial(certPlatform), 'the new default is served');
+  t.same(await chain('TLSv1.3', 4), [false, true, true, true], 'after the default changed too');
+});
+
 t.test('HTTPS requests are proxied with X-Forwarded-Proto https; HSTS only on HTTPS responses of apps that set it', async (t) => {
   const r = await router();
   const agent = new Agent({ connect: { rejectUnauthorized: false, servername: 'b.test' } });

@@ -116,7 +116,7 @@ export interface DataPlaneOptions {
   /** Limits fixed for the listener's life (Node applies them at creation). */
   readonly maxHeaderSize: number;
   /** What the handshake reads: the primary's store, or a worker's (which holds only PEM pairs). */
-  readonly certificates: Pick<CertificateStore<PemPair>, 'lookup' | 'serverOptions'>;
+  readonly certificates: Pick<CertificateStore<PemPair>, 'lookup' | 'serverOptions' | 'sessionTickets'>;
   readonly challenges: AcmeChallenges;
   /**
    * Signs sticky-version cookies; must be the same on every replica and across restarts
@@ -134,6 +134,8 @@ export class DataPlane implements DrainingListener {
   readonly #health: EndpointHealth;
   readonly #stats: RequestStats;
   readonly #logger: Logger;
+  /** Said once: {@link SessionTickets.install} found no hook. */
+  #ticketHookMissing = false;
   readonly #accessLog: Logger;
   readonly #certificates: DataPlaneOptions['certificates'];
   readonly #challenges: AcmeChallenges;
@@ -282,6 +284,7 @@ export class DataPlane implements DrainingListener {
         );
       },
     } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
+    this.#renewSessionTickets(server);
     server.on('clientError', this.#onClientError);
     server.on('upgrade', this.#onUpgrade);
     // The PROXY header precedes the ClientHello: read from the raw socket, then handed to TLS.
@@ -308,7 +311,16 @@ export class DataPlane implements DrainingListener {
 
   /** Re-reads the default certificate (unknown or missing SNI) from the store. */
   refreshDefaultCertificate(): void {
-    this.#https?.setSecureContext(this.#certificates.serverOptions());
+    if (this.#https === undefined) return;
+    this.#https.setSecureContext(this.#certificates.serverOptions());
+    this.#renewSessionTickets(this.#https);
+  }
+
+  /** Session tickets renewed on every resumption ({@link SessionTickets}) on `server`'s current context. */
+  #renewSessionTickets(server: HttpsServer): void {
+    if (this.#certificates.sessionTickets.install(server) || this.#ticketHookMissing) return;
+    this.#ticketHookMissing = true;
+    this.#logger.warn('this Node has no TLS ticket key hook: resumed TLS connections get no new session ticket');
   }
 
   /**

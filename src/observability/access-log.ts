@@ -9,7 +9,7 @@
  * are read (no second formatting cost on the request path). A sink's `add` must return at
  * once: it never does I/O, never awaits, and never throws.
  */
-import type { Logger } from './logger.js';
+import { infoLineWriter, type Logger } from './logger.js';
 
 /**
  * One access-log line before serialisation. Fields are those documented in README
@@ -31,12 +31,17 @@ export interface AccessLogSink {
 }
 
 export class AccessLog {
-  readonly #stdout: Logger | undefined;
+  /** Writes one stdout line from an entry's serialised fields; undefined when the stdout access log is off. */
+  readonly #stdout: ((fields: string) => void) | undefined;
   readonly #sinks: readonly AccessLogSink[];
 
-  /** `stdout`: the `"log":"access"` child logger, or undefined when `log.access` is off. */
+  /**
+   * `stdout`: the `"log":"access"` child logger, or undefined when `log.access` is off. Its lines are
+   * written as `stdout.info(entry)` would write them, by {@link entryFields} instead of pino's
+   * serialisation.
+   */
   constructor(stdout: Logger | undefined, sinks: readonly AccessLogSink[]) {
-    this.#stdout = stdout;
+    this.#stdout = stdout && infoLineWriter(stdout);
     this.#sinks = sinks;
   }
 
@@ -49,8 +54,37 @@ export class AccessLog {
         if (sink.active) sink.add(entry, now);
       }
     }
-    this.#stdout?.info(entry);
+    this.#stdout?.(entryFields(entry));
   }
+}
+
+/**
+ * An entry as the `,"key":value` pairs of a JSON object, in the entry's key order, `undefined` values
+ * left out; what pino writes for the same object. Keys are the field names of README's "Logs" (plain
+ * identifiers, never escaped); values are numbers (non-finite ones as `null`, as JSON has no others),
+ * strings, booleans or null, anything else by `JSON.stringify`.
+ */
+export function entryFields(entry: AccessLogEntry): string {
+  let out = '';
+  for (const key in entry) {
+    const value = entry[key];
+    switch (typeof value) {
+      case 'undefined':
+        continue;
+      case 'string':
+        out += `,"${key}":${JSON.stringify(value)}`;
+        break;
+      case 'number':
+        out += `,"${key}":${Number.isFinite(value) ? value : 'null'}`;
+        break;
+      case 'boolean':
+        out += `,"${key}":${value}`;
+        break;
+      default:
+        out += `,"${key}":${JSON.stringify(value) ?? 'null'}`;
+    }
+  }
+  return out;
 }
 
 /** `{"time": ISO, ...entry}` as one JSON text, as the logs endpoint, `fairway logs` and the shipper show an entry. */

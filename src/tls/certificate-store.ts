@@ -13,6 +13,7 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import type { PemPair } from './acme-challenges.js';
 import type { CertificateBundle } from './certificate-bundle.js';
+import { SessionTickets } from './session-tickets.js';
 
 /** Told of every new index (the worker pool copies it to the data-plane workers). */
 export type CertificateIndexListener<B> = (entries: ReadonlyMap<string, B>, fallback: B) => void;
@@ -39,6 +40,8 @@ export const TLS_PROFILE = {
  */
 export class CertificateStore<B extends PemPair = CertificateBundle> {
   readonly #ticketKeys: Buffer;
+  /** Issues and resumes the session tickets of every listener this store serves. */
+  readonly sessionTickets: SessionTickets;
   readonly #contexts = new WeakMap<PemPair, SecureContext>();
   readonly #onUpdate: CertificateIndexListener<B> | undefined;
   #index = new Map<string, SecureContext>();
@@ -51,6 +54,7 @@ export class CertificateStore<B extends PemPair = CertificateBundle> {
    */
   constructor(ticketKeys: Buffer, onUpdate?: CertificateIndexListener<B>) {
     this.#ticketKeys = ticketKeys;
+    this.sessionTickets = new SessionTickets(ticketKeys);
     this.#onUpdate = onUpdate;
   }
 

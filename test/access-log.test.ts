@@ -1,0 +1,72 @@
+import t from 'tap';
+import { AccessLog, entryFields, type AccessLogEntry } from '../src/observability/access-log.js';
+import { createLogger } from '../src/observability/logger.js';
+
+/** A logger like the router's whose lines are collected (after the end-of-turn batch is flushed). */
+function capturingLogger(level = 'info') {
+  const lines: string[] = [];
+  const logger = createLogger({ level, destination: { write: (chunk: string) => void lines.push(...chunk.split('\n').filter(Boolean)) } });
+  return {
+    logger,
+    lines(): string[] {
+      logger.flush();
+      return lines.splice(0).map((line) => line.replace(/"time":"[^"]+"/, '"time":"T"'));
+    },
+  };
+}
+
+const HOSTILE: AccessLogEntry = {
+  reqId: 'a1b2',
+  app: 'web',
+  host: 'q"uote\\back.example',
+  path: '/p?x=\u0000\u001f\u007f\n\r\t"\u2028\u2029',
+  error: 'a pair \ud83d\ude00, ünïcödé',
+  status: 502,
+  bytes: 0,
+  duration: 1.234,
+  upstreamDuration: Number.NaN,
+  attempts: Number.POSITIVE_INFINITY,
+  encoding: undefined,
+  sticky: true,
+  nothing: null,
+  tags: ['a', 'b'],
+};
+
+t.test('an access-log line is what pino writes for the same entry, hostile strings included', async (t) => {
+  const { logger, lines } = capturingLogger();
+  const child = logger.child({ worker: 2, pid: 77 }).child({ log: 'access' });
+  const simple = { reqId: 'r', app: 'a', version: 'v1', status: 200, bytes: 100, duration: 0.5 };
+  for (const entry of [HOSTILE, simple, {}]) {
+    child.info(entry);
+    const [fromPino] = lines();
+    new AccessLog(child, []).info(entry);
+    const [ours] = lines();
+    t.equal(ours, fromPino);
+    t.same(JSON.parse(ours!), JSON.parse(fromPino!), 'and it parses to the same object');
+  }
+});
+
+t.test('a lone surrogate is escaped (well-formed JSON) where pino writes it raw and it turns into U+FFFD', async (t) => {
+  const { logger, lines } = capturingLogger();
+  new AccessLog(logger.child({ log: 'access' }), []).info({ path: '/\ud800' });
+  const [line] = lines();
+  t.match(line, '"path":"/\\ud800"');
+  t.equal(JSON.parse(line!).path, '/\ud800');
+});
+
+t.test('undefined fields are left out and non-finite numbers are written as null', async (t) => {
+  const fields = JSON.parse(`{${entryFields(HOSTILE).slice(1)}}`);
+  t.notOk('encoding' in fields);
+  t.equal(fields.upstreamDuration, null);
+  t.equal(fields.attempts, null);
+  t.equal(fields.path, HOSTILE.path);
+  t.equal(fields.host, HOSTILE.host);
+});
+
+t.test('an access log whose logger is above info writes nothing but still feeds its sinks', async (t) => {
+  const { logger, lines } = capturingLogger('warn');
+  const seen: AccessLogEntry[] = [];
+  new AccessLog(logger.child({ log: 'access' }), [{ active: true, add: (entry) => void seen.push(entry) }]).info({ app: 'web', status: 200 });
+  t.same(lines(), []);
+  t.same(seen, [{ app: 'web', status: 200 }]);
+});
