@@ -22,8 +22,9 @@
  * applies: resumption still works, without renewal. `test/tls.test.ts` fails if renewal
  * stops working.
  *
- * The callback runs inside the handshake: it reads memory only (one CSPRNG fill of the
- * IV per issued ticket).
+ * The callback runs inside the handshake: it reads memory only. Each ticket's IV is 16
+ * fresh CSPRNG bytes, taken from a pool filled {@link IV_POOL} bytes at a time (one fill
+ * per ticket cost ~4 µs, a tenth of a resumption's own work in the data plane).
  */
 import { randomFillSync } from 'node:crypto';
 import type { Server } from 'node:tls';
@@ -36,6 +37,9 @@ interface NativeSecureContext {
   onticketkeycallback?: TicketKeyCallback;
 }
 
+/** Bytes of random IVs drawn at once. */
+const IV_POOL = 4096;
+
 /** OpenSSL's ticket key callback results. */
 const UNKNOWN_KEY = 0;
 const ENCRYPT = 1;
@@ -45,6 +49,9 @@ export class SessionTickets {
   readonly #name: Buffer;
   /** Filled afresh for every ticket issued (Node copies it before the next call). */
   readonly #iv = Buffer.alloc(16);
+  readonly #ivPool = Buffer.alloc(IV_POOL);
+  /** Where the next IV starts in the pool; the pool is refilled when it is used up. */
+  #ivAt = IV_POOL;
   readonly #encrypt: [number, Buffer, Buffer, Buffer, Buffer];
   readonly #renew: [number, Buffer, Buffer];
   readonly #unknown: [number, Buffer, Buffer];
@@ -62,7 +69,13 @@ export class SessionTickets {
     this.#unknown = [UNKNOWN_KEY, hmac, aes];
     this.#callback = (name, _iv, encrypt) => {
       if (encrypt) {
-        randomFillSync(this.#iv);
+        if (this.#ivAt === IV_POOL) {
+          randomFillSync(this.#ivPool);
+          this.#ivAt = 0;
+        }
+        const at = this.#ivAt;
+        this.#ivAt = at + 16;
+        this.#ivPool.copy(this.#iv, 0, at, at + 16);
         return this.#encrypt;
       }
       return name.equals(this.#name) ? this.#renew : this.#unknown;
