@@ -103,12 +103,7 @@ http {
 $(nginx_temp_paths nginx)
   keepalive_requests 10000000;
   keepalive_timeout 75s;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
-    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
+$(nginx_upstream)
   server {
     listen 127.0.0.1:$NGINX_PORT;
 $(nginx_proxy_location)

@@ -271,16 +271,28 @@ wait_ready() {
 
 # The top of an nginx config: one worker in the foreground (so its pid is the one we
 # started), pid file and temp paths in the temp dir, error log with the run's logs.
+# Usage: nginx_common NAME [WORKERS=1]
 nginx_common() {
-  local name=$1
+  local name=$1 workers=${2:-1}
   mkdir -p "$TMP/$name"
   cat <<EOF
-worker_processes 1;
+worker_processes $workers;
 daemon off;
 master_process on;
 pid $TMP/$name/nginx.pid;
 error_log $LOGS/$name.error.log warn;
 events { worker_connections 4096; }
+EOF
+}
+# The origin upstream every nginx peer proxies to: weights 9:1, keep-alive.
+nginx_upstream() {
+  cat <<EOF
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
+    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
 EOF
 }
 nginx_temp_paths() {
@@ -358,12 +370,7 @@ http {
 $(nginx_temp_paths nginx)
   keepalive_requests 10000000;
   keepalive_timeout 75s;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
-    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
+$(nginx_upstream)
   server {
     listen 127.0.0.1:$NGINX_PORT;
 $(nginx_proxy_location)

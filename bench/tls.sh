@@ -129,6 +129,29 @@ build_client() {
   log "full-handshake client: $CLIENT_KIND (${CLIENT_CMD[*]##*/})"
 }
 
+# The nginx TLS server on PORT: the bench certificate, TLS 1.2/1.3, a shared session cache
+# and tickets, and Fairway's TLS profile (src/tls/certificate-store.ts TLS_PROFILE), so both
+# negotiate the same; it proxies like the plain nginx peer.
+nginx_tls_server() {
+  local port=$1
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$port ssl;
+    server_name $HOST_HEADER;
+    ssl_certificate $CERT_DIR/cert.pem;
+    ssl_certificate_key $CERT_DIR/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_prefer_server_ciphers on;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+$(nginx_proxy_location)
+  }
+EOF
+}
+
 # --- servers ---
 start_nginx_tls() {
   [ -n "$NGINX" ] || return 1
@@ -148,27 +171,8 @@ http {
 $(nginx_temp_paths nginx-tls)
   keepalive_requests 10000000;
   keepalive_timeout 75s;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
-    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
-  server {
-    listen 127.0.0.1:$NGINX_TLS_PORT ssl;
-    server_name $HOST_HEADER;
-    ssl_certificate $CERT_DIR/cert.pem;
-    ssl_certificate_key $CERT_DIR/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;
-    # Fairway's TLS profile (src/tls/certificate-store.ts TLS_PROFILE), so both negotiate the same.
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
-    ssl_prefer_server_ciphers on;
-    ssl_ecdh_curve X25519:prime256v1:secp384r1;
-$(nginx_proxy_location)
-  }
+$(nginx_upstream)
+$(nginx_tls_server "$NGINX_TLS_PORT")
 }
 EOF
   } >"$TMP/nginx-tls.conf"
@@ -248,8 +252,13 @@ start_tls_servers() {
   done
   [ "${#TLS_MEASURED[@]}" -gt 0 ] || die "no HTTPS server started"
   log "measuring: ${TLS_MEASURED[*]} over https; scenarios: $TLS_SCENARIOS"
-  # wrk takes SNI from the URL's host: resolve bench.example.test to 127.0.0.1 in its Lua
-  # (no /etc/hosts change), so every server sees SNI bench.example.test, as a browser sends.
+  write_sni_lua
+}
+
+# wrk takes SNI from the URL's host: $TMP/sni.lua resolves bench.example.test to 127.0.0.1
+# in its Lua (no /etc/hosts change), so every server sees SNI bench.example.test, as a
+# browser sends.
+write_sni_lua() {
   cat >"$TMP/sni.lua" <<'EOF'
 function wrk.resolve(host, service)
   wrk.addrs = wrk.lookup("127.0.0.1", service)
@@ -259,10 +268,12 @@ EOF
 
 # Session handling as a browser sees it (single-use TLS 1.3 tickets): F/R per connection
 # with the number of tickets the server sent on it.
+# Usage: session_probe SERVER:HTTPS_PORT ...
 session_probe() {
-  local s line
-  for s in "${TLS_MEASURED[@]}"; do
-    line=$(node "$BENCH_DIR/lib/probe.mjs" tls-sessions 127.0.0.1 "$(tls_port_of "$s")" "$HOST_HEADER" 6 2>&1 || true)
+  local entry s line
+  for entry in "$@"; do
+    s=${entry%:*}
+    line=$(node "$BENCH_DIR/lib/probe.mjs" tls-sessions 127.0.0.1 "${entry##*:}" "$HOST_HEADER" 6 2>&1 || true)
     SESSION_PROBES+=("$s: $line")
     log "session tickets, used once each (F=full, R=resumed, digit=tickets sent): $s: $line"
   done
@@ -450,7 +461,9 @@ tls_main() {
   build_client
   start_origin
   start_tls_servers
-  session_probe
+  local s probes=()
+  for s in "${TLS_MEASURED[@]}"; do probes+=("$s:$(tls_port_of "$s")"); done
+  session_probe "${probes[@]}"
   local scenario rep s
   for scenario in $TLS_SCENARIOS; do
     for rep in $(seq 1 "$REPS"); do

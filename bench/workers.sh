@@ -107,10 +107,9 @@ wb_check_ports() {
   done
 }
 
-# --- nginx with N workers: run.sh's plain proxy server and tls.sh's TLS server (its
-# certificate, protocols, shared session cache, tickets and Fairway's cipher/curve profile;
-# keep the two in step) in one process, both through run.sh's upstream (keepalive 64,
-# weights 9:1). Requests tagged X-Bench-Tag log whether their session was resumed. ---
+# --- nginx with N workers: run.sh's plain proxy server and tls.sh's TLS server in one
+# process, both through run.sh's upstream (keepalive 64, weights 9:1). Requests tagged
+# X-Bench-Tag log whether their session was resumed. ---
 start_nginx_workers() {
   local name=$1 workers http https
   [ -n "$NGINX" ] || return 1
@@ -121,7 +120,7 @@ start_nginx_workers() {
   # "access_log off" would also turn off the session log, so "off" just leaves it out.
   [ "$NGINX_ACCESS_LOG" = on ] && access_log="access_log /dev/null combined buffer=64k flush=1s;"
   {
-    nginx_common "$name" | sed "s/^worker_processes 1;\$/worker_processes $workers;/"
+    nginx_common "$name" "$workers"
     cat <<EOF
 http {
   $access_log
@@ -131,35 +130,15 @@ http {
 $(nginx_temp_paths "$name")
   keepalive_requests 10000000;
   keepalive_timeout 75s;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
-    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
+$(nginx_upstream)
   server {
     listen 127.0.0.1:$http;
 $(nginx_proxy_location)
   }
-  server {
-    listen 127.0.0.1:$https ssl;
-    server_name $HOST_HEADER;
-    ssl_certificate $CERT_DIR/cert.pem;
-    ssl_certificate_key $CERT_DIR/key.pem;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;
-    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
-    ssl_prefer_server_ciphers on;
-    ssl_ecdh_curve X25519:prime256v1:secp384r1;
-$(nginx_proxy_location)
-  }
+$(nginx_tls_server "$https")
 }
 EOF
   } >"$TMP/$name.conf"
-  grep -q "^worker_processes $workers;\$" "$TMP/$name.conf" ||
-    die "could not set worker_processes $workers in $name's config (did run.sh's nginx_common change?)"
   pin_of "$name"
   spawn "$name" /dev/null "${PIN[@]}" "$NGINX" -p "$TMP/$name" -c "$TMP/$name.conf" -e "$LOGS/$name.error.log"
   wait_ready "$name" "$http" && wait_tls_ready "$name" "$https"
@@ -221,29 +200,7 @@ start_servers() {
   done
   [ "${#WB_MEASURED[@]}" -gt 0 ] || die "no server started"
   log "measuring: ${WB_MEASURED[*]}; scenarios: $WB_SCENARIOS"
-  # wrk takes SNI from the URL's host: resolve bench.example.test to 127.0.0.1 in its Lua (as tls.sh).
-  cat >"$TMP/sni.lua" <<'EOF'
-function wrk.resolve(host, service)
-  wrk.addrs = wrk.lookup("127.0.0.1", service)
-end
-EOF
-}
-
-# Session tickets as a browser uses them (each once): F/R per connection and the number of
-# tickets the server sent on it (tls.sh's TICKETS line).
-session_probe() {
-  [[ " $WB_SCENARIOS " == *" resumed "* ]] || return 0
-  local s line
-  for s in "${WB_MEASURED[@]}"; do
-    line=$(node "$BENCH_DIR/lib/probe.mjs" tls-sessions 127.0.0.1 "$(wb_port "$s" https)" "$HOST_HEADER" 6 2>&1 || true)
-    SESSION_PROBES+=("$s: $line")
-    log "session tickets, used once each (F=full, R=resumed, digit=tickets sent): $s: $line"
-  done
-}
-
-# "FULL RESUMED" handshakes a Fairway counted (summed over its workers), or "- -".
-fairway_handshakes() {
-  node "$BENCH_DIR/lib/probe.mjs" tls-handshakes "http://127.0.0.1:$1/metrics" 2>/dev/null || echo "- -"
+  write_sni_lua
 }
 
 # "PID:TICKS ..." (user+system CPU) of each worker process under PID.
@@ -410,7 +367,11 @@ wb_main() {
   make_certificate
   start_origin
   start_servers
-  session_probe
+  if [[ " $WB_SCENARIOS " == *" resumed "* ]]; then
+    local s probes=()
+    for s in "${WB_MEASURED[@]}"; do probes+=("$s:$(wb_port "$s" https)"); done
+    session_probe "${probes[@]}"
+  fi
   local scenario rep s
   for scenario in $WB_SCENARIOS; do
     for rep in $(seq 1 "$REPS"); do
