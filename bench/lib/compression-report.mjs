@@ -19,7 +19,7 @@
 import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { fmtInt, fmtMs, fmtRatio, median, parseWrk } from './wrk.mjs';
+import { benchMeta, fmtInt, fmtMs, fmtRatio, median, parseWrk, table } from './wrk.mjs';
 
 /** A 2,048-byte JSON document: what an API typically answers. */
 export function body() {
@@ -65,13 +65,6 @@ async function wait(url, host, seconds, accept, expected = 'identity') {
   return 1;
 }
 
-const table = (header, rows) => {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(header), rule, ...rows.map(line)].join('\n');
-};
-
 function summarize(rawFile, summaryFile) {
   const raw = readFileSync(rawFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
   const order = [];
@@ -116,7 +109,7 @@ function summarize(rawFile, summaryFile) {
     ];
   });
   const out = [
-    table(['row', 'Accept-Encoding', 'req/s (median)', 'req/s min–max', 'req/s ÷ plain', 'p99 (median)', 'proxy CPU/req', 'CPU ÷ plain', 'bytes/response', 'CPU busy proxy/load'], rows),
+    table(['row', 'Accept-Encoding', 'req/s (median)', 'req/s min–max', 'req/s ÷ plain', 'p99 (median)', 'proxy CPU/req', 'CPU ÷ plain', 'bytes/response', 'CPU busy proxy/load'], rows, 2),
     '',
     'plain: the same server with no Accept-Encoding (fairway rows: the `fairway` row; nginx rows: `nginx`).',
     'bytes/response: what wrk read per response, headers included (compressed on the wire when a coding was used).',
@@ -129,7 +122,7 @@ function summarize(rawFile, summaryFile) {
   }
   const text = out.join('\n') + '\n';
   process.stdout.write(text);
-  const meta = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_META_')).map(([k, v]) => [k.slice(11).toLowerCase(), v]));
+  const meta = benchMeta();
   writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, raw }, null, 2) + '\n');
 }
 

@@ -9,7 +9,7 @@
 //     The table of medians per scenario and row, each row's ratio to its relay row (the
 //     same path without the header), and one COST line per PROXY row. Writes SUMMARY_JSON.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { fmtInt, fmtMs, median, parseWrk } from './wrk.mjs';
+import { benchMeta, fmtInt, fmtMs, median, parseWrk, table } from './wrk.mjs';
 
 const PATHS = {
   fairway: 'wrk → Fairway',
@@ -31,13 +31,6 @@ function record([file, scenario, row, rep, cpu, serverBusy, loadBusy, foreign, h
     server_cpu_busy: Number(serverBusy), load_cpu_busy: Number(loadBusy), foreign_cpu_seconds: Number(foreign),
     proxy_headers: headers === '-' ? null : Number(headers),
   }) + '\n');
-}
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
 function summarize(rawFile, summaryFile) {
@@ -87,7 +80,7 @@ function summarize(rawFile, summaryFile) {
       }
     }
   }
-  out.push(table(['scenario', 'row', 'path', 'req/s (median)', 'min–max', 'p50', 'p99', 'req/s ÷ relay', 'server CPU/req', 'CPU ÷ relay', 'PROXY headers / requests', 'CPU busy server/load'], rows));
+  out.push(table(['scenario', 'row', 'path', 'req/s (median)', 'min–max', 'p50', 'p99', 'req/s ÷ relay', 'server CPU/req', 'CPU ÷ relay', 'PROXY headers / requests', 'CPU busy server/load'], rows, 3));
   out.push('');
   out.push(...costs);
   const disturbed = raw.filter((r) => r.duration_s && r.foreign_cpu_seconds > 0.05 * r.duration_s);
@@ -103,7 +96,7 @@ function summarize(rawFile, summaryFile) {
   out.push('server CPU/req: user+system CPU of the server process (Fairway; nginx: master + worker) per request, median over reps.');
   out.push('PROXY headers / requests: headers the Fairway with the protocol read during the reps, against the requests served.');
   process.stdout.write(out.join('\n') + '\n');
-  const meta = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_META_')).map(([k, v]) => [k.slice(11).toLowerCase(), v]));
+  const meta = benchMeta();
   writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, raw }, null, 2) + '\n');
 }
 

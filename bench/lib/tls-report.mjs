@@ -15,8 +15,8 @@
 //     NGINX_SESSION_LOG: lines "TAG r|." written by the nginx peer for requests
 //     carrying `X-Bench-Tag` (`$ssl_session_reused`). Exit 0, or 3 with BENCH_STRICT=1
 //     when a target failed.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { fmtInt, fmtMs, fmtRatio, median, parseWrk } from './wrk.mjs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { benchMeta, fmtInt, fmtMs, fmtRatio, median, nginxSessions, parseWrk, table } from './wrk.mjs';
 
 /** Scenarios, their unit and Fairway's target against nginx measured in the same run. */
 export const SCENARIOS = {
@@ -32,13 +32,6 @@ const SERVER_SATURATED = 90;
 
 const fmtUs = (n) => (n == null ? '—' : n >= 100 ? `${n.toFixed(0)} µs` : `${n.toFixed(1)} µs`);
 const num = (s) => (s === undefined || s === '-' || s === '' ? null : Number(s));
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(header), rule, ...rows.map(line)].join('\n');
-}
 
 function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, foreign, hsFull, hsResumed, tag) {
   if (!SCENARIOS[scenario]) throw new Error(`unknown scenario ${scenario}`);
@@ -62,21 +55,6 @@ function record(kind, file, scenario, proxy, rep, cpu, proxyBusy, loadBusy, fore
     proxy_cpu_busy: num(proxyBusy), load_cpu_busy: num(loadBusy), foreign_cpu_seconds: num(foreign),
     handshakes_full: num(hsFull), handshakes_resumed: num(hsResumed),
   };
-}
-
-/** Counts nginx's full/resumed handshakes per tag from its session log. */
-function nginxSessions(file) {
-  const counts = new Map();
-  if (!file || !existsSync(file)) return counts;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [tag, reused] = line.split(' ');
-    if (!tag || tag === 'warmup') continue;
-    const c = counts.get(tag) ?? { full: 0, resumed: 0 };
-    if (reused === 'r') c.resumed++;
-    else c.full++;
-    counts.set(tag, c);
-  }
-  return counts;
 }
 
 function summarize(rawFile, summaryFile, sessionLog) {
@@ -150,7 +128,7 @@ function summarize(rawFile, summaryFile, sessionLog) {
       m.proxy_cpu_busy == null ? '—' : `${m.proxy_cpu_busy}% / ${m.load_cpu_busy}%${m.client_bound ? ' (client-bound)' : ''}`,
     ];
   });
-  out.push(table(['scenario', 'server', 'rate (median)', 'min–max', 'p50', 'p99', 'rate ÷ nginx', 'server CPU per unit', 'CPU ÷ nginx', 'resumed', 'CPU busy server/load'], rows));
+  out.push(table(['scenario', 'server', 'rate (median)', 'min–max', 'p50', 'p99', 'rate ÷ nginx', 'server CPU per unit', 'CPU ÷ nginx', 'resumed', 'CPU busy server/load'], rows, 2));
   out.push('');
 
   // Session resumption as the servers counted it.
@@ -234,9 +212,7 @@ function summarize(rawFile, summaryFile, sessionLog) {
   const text = out.join('\n') + '\n';
   process.stdout.write(text);
 
-  const meta = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_META_')).map(([k, v]) => [k.slice('BENCH_META_'.length).toLowerCase(), v]),
-  );
+  const meta = benchMeta();
   writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, checks, raw }, null, 2) + '\n');
   return checks.some((c) => c.result === 'FAIL') ? 1 : 0;
 }

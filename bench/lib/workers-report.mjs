@@ -20,9 +20,9 @@
 //     and writes SUMMARY_JSON (medians, checks, every rep, BENCH_META_*). LOGS_DIR holds
 //     `<nginx server>.sessions.log`: "TAG r|." per request tagged X-Bench-Tag
 //     ($ssl_session_reused). Exit 0, or 3 with BENCH_STRICT=1 when a check failed.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fmtInt, fmtMs, fmtRatio, median, parseWrk } from './wrk.mjs';
+import { benchMeta, fmtInt, fmtMs, fmtRatio, median, nginxSessions, parseWrk, table } from './wrk.mjs';
 
 const SCENARIOS = {
   http: { title: 'plain HTTP keep-alive', unit: 'req', rateUnit: 'req/s' },
@@ -94,28 +94,6 @@ function workerShares(r) {
   const total = s.reduce((x, y) => x + y, 0);
   if (s.length < 2 || total <= 0) return null;
   return s.map((x) => x / total).sort((x, y) => y - x);
-}
-
-/** Counts nginx's full/resumed handshakes per tag from its session log. */
-function nginxSessions(file) {
-  const counts = new Map();
-  if (!existsSync(file)) return counts;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const [tag, reused] = line.split(' ');
-    if (!tag || tag === 'warmup') continue;
-    const c = counts.get(tag) ?? { full: 0, resumed: 0 };
-    if (reused === 'r') c.resumed++;
-    else c.full++;
-    counts.set(tag, c);
-  }
-  return counts;
-}
-
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i < 3 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
-  return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
 function summarize(rawFile, summaryFile, logsDir) {
@@ -198,7 +176,7 @@ function summarize(rawFile, summaryFile, logsDir) {
     ];
   });
   out.push(table(['scenario', 'server', 'runs on', 'rate (median)', 'min–max', 'p50', 'p99', '÷ nginx same workers', '2w ÷ 1w', 'server CPU per unit',
-    'CPUs used server / load', 'worker split (primary)', 'resumed', 'busy proxy / load CPU'], rows));
+    'CPUs used server / load', 'worker split (primary)', 'resumed', 'busy proxy / load CPU'], rows, 3));
   out.push('');
 
   for (const scenario of Object.keys(SCENARIOS)) {
@@ -264,9 +242,7 @@ function summarize(rawFile, summaryFile, logsDir) {
   const text = out.join('\n') + '\n';
   process.stdout.write(text);
 
-  const meta = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_META_')).map(([k, v]) => [k.slice('BENCH_META_'.length).toLowerCase(), v]),
-  );
+  const meta = benchMeta();
   writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, checks, raw }, null, 2) + '\n');
   return checks.some((c) => c.result === 'FAIL');
 }

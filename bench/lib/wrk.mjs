@@ -14,7 +14,7 @@
 //     the targets, and writes SUMMARY_JSON (medians + every raw rep + run metadata taken
 //     from BENCH_META_* environment variables). Exit 0, or 3 when BENCH_STRICT=1 and a
 //     target failed.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 /** Targets: Fairway vs the peers measured in the same run (the performance issue's; the foundation's floor). */
@@ -69,11 +69,39 @@ export const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
 export const fmtMs = (n) => (n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(2)} ms`);
 export const fmtRatio = (n) => (n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(2)}×`);
 
-function table(header, rows) {
+/** A Markdown table: the first `left` columns left-aligned, the others right-aligned. */
+export function table(header, rows, left = 1) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
+  const line = (cells) => '| ' + cells.map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+  const rule = '|' + widths.map((w, i) => (i < left ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|';
   return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+/**
+ * nginx's full and resumed TLS handshakes per bench tag, from a session log of
+ * `<tag> <$ssl_session_reused>` lines (warm-up lines left out); empty without a log.
+ */
+export function nginxSessions(file) {
+  const counts = new Map();
+  if (!file || !existsSync(file)) return counts;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [tag, reused] = line.split(' ');
+    if (!tag || tag === 'warmup') continue;
+    const c = counts.get(tag) ?? { full: 0, resumed: 0 };
+    if (reused === 'r') c.resumed++;
+    else c.full++;
+    counts.set(tag, c);
+  }
+  return counts;
+}
+
+/** The run's metadata: every BENCH_META_* variable the scripts export, keyed in lower case. */
+export function benchMeta() {
+  return Object.fromEntries(
+    Object.entries(process.env)
+      .filter(([k]) => k.startsWith('BENCH_META_'))
+      .map(([k, v]) => [k.slice('BENCH_META_'.length).toLowerCase(), v]),
+  );
 }
 
 function summarize(rawFile, summaryFile) {
@@ -169,11 +197,7 @@ function summarize(rawFile, summaryFile) {
   const text = out.join('\n') + '\n';
   process.stdout.write(text);
 
-  const meta = Object.fromEntries(
-    Object.entries(process.env)
-      .filter(([k]) => k.startsWith('BENCH_META_'))
-      .map(([k, v]) => [k.slice('BENCH_META_'.length).toLowerCase(), v]),
-  );
+  const meta = benchMeta();
   writeFileSync(summaryFile, JSON.stringify({ meta, medians: med, checks, raw }, null, 2) + '\n');
   return checks.some((c) => c.result === 'FAIL') ? 1 : 0;
 }
