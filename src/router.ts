@@ -14,7 +14,8 @@
  * ACME, cutovers, the admin API and metrics, per-app logs and the shipper, TCP passthrough
  * routes, the stop — and a {@link WorkerPool} of N data-plane worker processes takes the
  * data plane's place: it receives every snapshot, certificate index, sticky key and ACME
- * answer, and its workers' counters are folded into this process's metrics.
+ * answer, and its workers' counters are folded into this process's metrics. The active
+ * health checks run here then, once, their results sent to the workers.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +43,7 @@ import { ShutdownSequence, type ShutdownReport } from './shutdown-sequence.js';
 import { FairwayError } from './errors.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { AppLogBuffer, DEFAULT_APP_LOG_SETTINGS } from './observability/app-log-buffer.js';
+import { EndpointHealthStats } from './observability/endpoint-health-stats.js';
 import { LogShipper } from './observability/log-shipper.js';
 import { Metrics } from './observability/metrics.js';
 import { FileProvider } from './providers/file-provider.js';
@@ -181,7 +183,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const workers = options.workers ?? 1;
   if (workers >= 2) {
     pool = new WorkerPool({
-      size: workers, logger: logger.child({ component: 'workers' }), logLevel: options.logLevel ?? config.logLevel ?? 'info', stats: metrics.requests, ticketKeys: store.ticketKeys, challenges, accessLogSinks,
+      size: workers, logger: logger.child({ component: 'workers' }), healthCheckLogger: logger.child({ component: 'endpoint-health' }), logLevel: options.logLevel ?? config.logLevel ?? 'info', stats: metrics.requests,
+      endpointHealth: new EndpointHealthStats(), ticketKeys: store.ticketKeys, challenges, accessLogSinks,
     });
     challenges.mirror(pool);
     // Readers that must count every request answered so far ask the workers first.
@@ -191,8 +194,8 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const dataPlane = pool ? undefined : new DataPlane({
     stats: metrics.requests, logger, maxHeaderSize: config.settings.limits.maxHeaderSize, certificates: store, challenges, accessLogSinks,
   });
-  // With workers, each worker's endpoint health is its own (README "Workers").
-  if (dataPlane) metrics.addSource(() => dataPlane.endpointHealth.renderMetrics());
+  // With workers: their endpoint-health counters summed (refreshed with the request counters) and their processes.
+  metrics.addSource(() => (dataPlane ? dataPlane.endpointHealth.renderMetrics() : pool!.renderMetrics()));
   /** Where snapshots, sticky keys and the stop go: this process's data plane, or the workers. */
   const front = (dataPlane ?? pool)!;
   // Kubernetes mode: Secrets and Leases shared by every replica; else `tls.storage`.
@@ -334,7 +337,9 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     draining: () => shutdown.draining,
     replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
     appLogs,
-    endpointStates: dataPlane && ((app) => dataPlane.endpointHealth.endpointStates(app)),
+    endpointStates: dataPlane
+      ? async (apps) => new Map(apps.map((app) => [app, dataPlane.endpointHealth.endpointStates(app)]))
+      : (apps) => pool!.endpointStates(apps),
   });
   const httpAt = parseHostPort(listen.http, true)!;
   const adminAt = parseHostPort(listen.admin, true)!;

@@ -8,7 +8,7 @@ import { freeLoopbackPorts, startPebble, type Pebble } from './helpers/pebble.js
 import { startUpstream } from './helpers/upstreams.js';
 import { startTestRouter, type TestRouter } from './helpers/test-router.js';
 import { hello } from './helpers/tls-client.js';
-import { runCli } from './helpers/router-process.js';
+import { runCli, startRouterProcess } from './helpers/router-process.js';
 import { startKubeApiServer } from './helpers/kube-api-server.js';
 
 const echo = await startUpstream('echo');
@@ -219,6 +219,26 @@ t.test('two routers sharing one storage order each certificate once', async (t) 
     t.match(new X509Certificate(fromA.cert.raw).issuer, /Pebble Intermediate/);
   }
 });
+
+for (const challenge of ['http-01', 'tls-alpn-01']) {
+  t.test(`${challenge} with workers (dist/cli.js): a worker answers from the shared storage the challenges another router placed`, async (t) => {
+    const s = await pebbleFor(t);
+    const domains = ['one.example.test', 'two.example.test'];
+    // The router with workers owns the ports Pebble validates against but orders nothing (its one
+    // domain is a wildcard, which needs DNS-01); the other, which Pebble cannot reach, orders every
+    // certificate. So each validation reaches a worker holding no answer: only its primary's storage has it.
+    const file = path.join(s.dir, 'workers.yaml');
+    writeFileSync(file, config(s, { challenge, domains: ['"*.wild.example.test"'] }));
+    const withWorkers = await startRouterProcess(file, 'serve', {}, { workers: 2 });
+    t.teardown(() => withWorkers.stop());
+    const ordering = await router(t, s, config(s, { challenge, domains, listen: 'any' }));
+    await ordering.router.certificates.idle();
+    t.match((await ordering.adminGet('/metrics')).body, /fairway_acme_orders_total\{result="issued"\} 2\n/, 'both orders validated through the workers');
+    t.notMatch((await ordering.adminGet('/metrics')).body, /fairway_acme_orders_total\{result="failed"\}/, 'no order failed first');
+    for (const host of domains) await verifiedHello(s, ordering.router.httpsAddress!.port, host);
+    t.equal(await withWorkers.stop(), 0);
+  });
+}
 
 t.test('Kubernetes mode: two replicas keep ACME data in Secrets, order each certificate once under a Lease, and install each other\'s renewals from the watch', async (t) => {
   const s = await pebbleFor(t);

@@ -15,7 +15,7 @@ import { Client } from 'undici';
 import { freeLoopbackPorts, startPebble } from './helpers/pebble.js';
 import { startRouterProcess, type RouterProcess } from './helpers/router-process.js';
 import { hello } from './helpers/tls-client.js';
-import { upstreamStarter } from './helpers/upstreams.js';
+import { refusedAddress, upstreamStarter } from './helpers/upstreams.js';
 
 type Entry = Record<string, any>;
 
@@ -66,10 +66,10 @@ async function serveWithWorkers(t: Test, yaml: string, name: string): Promise<Wo
   return { router, file, httpPort: port(serving.http), httpsPort: port(serving.https), logs, line, access: (reqId) => line((e) => e.log === 'access' && e.reqId === reqId) };
 }
 
-/** One GET on a new connection (Host `web.test`, the given request ID). */
-function freshGet(port: number, reqId: string): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+/** One GET on a new connection (Host `web.test` unless given, the given request ID). */
+function freshGet(port: number, reqId: string, host = 'web.test'): Promise<{ status: number; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    httpGet({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host: 'web.test', 'x-request-id': reqId } }, (res) => {
+    httpGet({ host: '127.0.0.1', port, path: '/', agent: false, headers: { host, 'x-request-id': reqId } }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
     }).on('error', reject);
@@ -218,5 +218,100 @@ apps:
     t.equal(h.authorized, true);
   }
   t.equal(w.logs.filter((e) => e.code === 'FW_WORKER_TIMEOUT').length, 0, 'every worker confirmed the challenge answers');
+  t.equal(await w.router.stop(), 0);
+});
+
+t.test('endpoint health with two workers: only the primary probes and both workers follow its marks; ejections are per worker, shown per worker and summed', async (t) => {
+  // Two endpoints counting the probes they get (from any process); `checked` fails its check on demand.
+  const sick = { on: false };
+  let probes = 0;
+  const probeCounting = (name: string, failing: () => boolean) => upstream(name, (req, res) => {
+    req.resume();
+    if (req.url === '/healthz') {
+      probes++;
+      res.writeHead(failing() ? 503 : 200);
+      return void res.end();
+    }
+    res.writeHead(200, { 'x-upstream': name });
+    res.end();
+  });
+  const checked = await probeCounting('checked', () => sick.on);
+  const healthy = await probeCounting('healthy', () => false);
+  const refused = await refusedAddress();
+  const yaml = `
+listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
+shutdown: { delay: 0s, drainTimeout: 2s }
+apps:
+  probed:
+    domains: [probed.test]
+    healthCheck: { path: /healthz, interval: 100ms, timeout: 1s, healthyThreshold: 1, unhealthyThreshold: 1 }
+    versions: { v1: { weight: 1, endpoints: ["${checked.address}", "${healthy.address}"] } }
+  ejecting:
+    domains: [ejecting.test]
+    loadBalancing: round-robin
+    outlierDetection: { consecutiveFailures: 1, baseEjectionTime: 5m }
+    retries: { attempts: 2 }
+    versions: { v1: { weight: 1, endpoints: ["${refused}", "${healthy.address}"] } }
+`;
+  const w = await serveWithWorkers(t, yaml, 'endpoint-health');
+  const metrics = () => admin(w.router, '/metrics') as Promise<string>;
+  const metric = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  const checksCounted = (text: string) => metric(text, /^fairway_health_checks_total\{app="probed",result="passed"\} (\d+)$/m) + metric(text, /^fairway_health_checks_total\{app="probed",result="failed"\} (\d+)$/m);
+
+  // One prober: every probe the endpoints got is one the primary counted (N workers probing too would make it N + 1 times as many).
+  // Polled (bounded): probes arrive on a timer, with no event to await.
+  for (let i = 0; i < 100 && probes < 16; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const got = probes;
+  const counted = checksCounted(await metrics());
+  t.ok(got >= 16, `probes arrived (${got})`);
+  t.ok(counted >= got - 2 && counted <= got + 2, `the endpoints got ${got} probes, the primary counted ${counted} (one per endpoint may be in flight)`);
+
+  // Its check fails: the primary's mark reaches both workers, neither sends it a request.
+  sick.on = true;
+  await w.line((e) => e.msg === 'endpoint failed its health check: unhealthy' && e.endpoint === checked.address);
+  t.equal(w.logs.filter((e) => e.msg === 'endpoint failed its health check: unhealthy' && 'worker' in e).length, 0, 'decided and logged by the primary, not the workers');
+  // The marks went to the workers in the turn the primary decided (before its log line); IPC keeps
+  // order, so once a collect sent after that line is answered, both workers hold the mark.
+  await metrics();
+  const servedBy = new Set<number>();
+  for (let i = 0; i < 200 && (servedBy.size < 2 || i < 20); i++) {
+    const id = `probed-${i}`;
+    t.equal((await freshGet(w.httpPort, id, 'probed.test')).headers['x-upstream'], 'healthy', 'never the unhealthy endpoint');
+    servedBy.add((await w.access(id)).worker);
+  }
+  t.equal(servedBy.size, 2, 'both workers served, neither picked it');
+  const probed = await admin(w.router, '/v1/apps/probed');
+  const state = probed.versions[0].endpointStates.find((e: any) => e.endpoint === checked.address);
+  t.equal(state.state, 'unhealthy');
+  t.same(Object.values(state.workers).map((x: any) => x.state), ['unhealthy', 'unhealthy'], 'unhealthy in each worker');
+  t.match(await metrics(), /^fairway_endpoints_unavailable\{app="probed",version="v1",reason="unhealthy"\} 1$/m, 'one endpoint, counted once over the workers');
+
+  // Outlier ejection is each worker's own: one connection, one worker; the refused endpoint is ejected there only.
+  const client = new Client(`http://127.0.0.1:${w.httpPort}`, { pipelining: 1 });
+  t.teardown(() => client.close());
+  for (let i = 0; i < 4; i++) {
+    const res = await client.request({ path: '/', method: 'GET', headers: { host: 'ejecting.test', 'x-request-id': `eject-${i}` } });
+    await res.body.text();
+    t.equal(res.statusCode, 200, 'the refused attempt is retried on the other endpoint');
+  }
+  const ejectedIn = (await w.access('eject-0')).worker as number;
+  const ejecting = await admin(w.router, '/v1/apps/ejecting');
+  const refusedState = ejecting.versions[0].endpointStates.find((e: any) => e.endpoint === refused);
+  t.equal(refusedState.state, 'ejected', 'merged: ejected somewhere');
+  t.equal(refusedState.workers[ejectedIn].state, 'ejected', `ejected in worker ${ejectedIn}, which saw the failure`);
+  const others = Object.entries(refusedState.workers).filter(([id]) => Number(id) !== ejectedIn);
+  t.equal(others.length, 1);
+  t.equal((others[0]![1] as any).state, 'available', 'available in the other worker');
+  const text = await metrics();
+  t.match(text, /^fairway_endpoint_ejections_total\{app="ejecting",version="v1"\} 1$/m, 'the worker\'s ejection, in the primary\'s counter');
+  t.match(text, /^fairway_endpoints_unavailable\{app="ejecting",version="v1",reason="ejected"\} 1$/m);
+
+  // Each worker's process, pushed with its counters.
+  for (const id of servedBy) {
+    t.ok(metric(text, new RegExp(`^fairway_worker_resident_memory_bytes\\{worker="${id}"\\} (\\d+)$`, 'm')) > 10e6, `worker ${id}: resident memory`);
+    t.ok(metric(text, new RegExp(`^fairway_worker_heap_used_bytes\\{worker="${id}"\\} (\\d+)$`, 'm')) > 1e6, `worker ${id}: heap used`);
+    t.ok(metric(text, new RegExp(`^fairway_worker_cpu_seconds_total\\{worker="${id}"\\} ([\\d.e-]+)$`, 'm')) > 0, `worker ${id}: CPU time`);
+    t.match(text, new RegExp(`^fairway_worker_event_loop_lag_seconds\\{worker="${id}"\\} [\\d.e-]+$`, 'm'), `worker ${id}: event-loop lag`);
+  }
   t.equal(await w.router.stop(), 0);
 });

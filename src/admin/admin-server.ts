@@ -44,8 +44,11 @@ export interface AdminServerOptions {
   readonly replica: { readonly name: string; readonly start: string; readonly startedAt: string };
   /** Recent access-log entries per app (`GET /v1/apps/{app}/logs`); absent: the path answers no entries. */
   readonly appLogs?: AppLogBuffer;
-  /** The live state of each endpoint of app `app`'s versions (ejected, unhealthy…); absent: not shown. */
-  readonly endpointStates?: (app: string) => Readonly<Record<string, readonly EndpointState[]>> | undefined;
+  /**
+   * The live state of each endpoint of each version of `apps` (ejected, unhealthy…), by app
+   * (with data-plane workers: merged, with each worker's view); absent: not shown.
+   */
+  readonly endpointStates?: (apps: readonly string[]) => Promise<ReadonlyMap<string, Readonly<Record<string, readonly EndpointState[]>> | undefined>>;
 }
 
 /** One row of `GET /v1/routes` and `fairway routes`. */
@@ -129,7 +132,7 @@ export class AdminServer {
       return send(res, 200, {
         generation: snapshot.generation,
         createdAt: snapshot.createdAt,
-        apps: snapshot.apps.map((a) => this.#appView(a)),
+        apps: await this.#appViews(snapshot.apps),
         disabled: snapshot.errors,
       });
     }
@@ -170,11 +173,11 @@ export class AdminServer {
           throw new FairwayError('FW_ADMIN_BAD_REQUEST', 'body must be a JSON object of version name to weight, like {"v1":50,"v2":50}');
         }
         const app = await cp.setWeights(name, body as Record<string, unknown>);
-        return send(res, 200, this.#appView(app));
+        return send(res, 200, (await this.#appViews([app]))[0]);
       }
       if (method === 'GET') {
         const app = snapshot.apps.find((a) => a.name === name);
-        if (app) return send(res, 200, m[2] ? weightsOf(app) : this.#appView(app));
+        if (app) return send(res, 200, m[2] ? weightsOf(app) : (await this.#appViews([app]))[0]);
         const disabled = snapshot.errors.filter((e) => e.app === name);
         if (disabled.length > 0) return send(res, 200, { name, disabled: true, errors: disabled });
         throw new FairwayError('FW_APP_NOT_FOUND', `no app named "${name}"`);
@@ -321,7 +324,13 @@ export class AdminServer {
     res.once('close', stop);
   }
 
-  #appView(app: AppSpec) {
+  /** The views of `apps`, with their endpoint states. */
+  async #appViews(apps: readonly AppSpec[]) {
+    const states = await this.#options.endpointStates?.(apps.map((a) => a.name));
+    return apps.map((a) => this.#appView(a, states?.get(a.name)));
+  }
+
+  #appView(app: AppSpec, endpointStates: Readonly<Record<string, readonly EndpointState[]>> | undefined) {
     const cp = this.#options.controlPlane;
     const provided = cp.providerApp(app.name);
     return {
@@ -337,7 +346,7 @@ export class AdminServer {
           name: v.name,
           weight: v.weight,
           endpoints: v.endpoints.map(endpointKey),
-          endpointStates: this.#options.endpointStates?.(app.name)?.[v.name],
+          endpointStates: endpointStates?.[v.name],
           requests: { total: s.byClass.reduce((a, b) => a + b, 0), '2xx': s.byClass[2], '3xx': s.byClass[3], '4xx': s.byClass[4], '5xx': s.byClass[5] },
         };
       }),

@@ -13,9 +13,14 @@
  *   per-app logs and the log shipper need are sent to the primary in batches, only while
  *   the primary says one of them is on.
  * - Counters are read off the hot path: every {@link COUNTER_PUSH_MS} and when asked, the
- *   versions that changed since the previous reading are sent, cumulative.
- * - Endpoint health (outlier ejection, active health checks, retry budgets) is this
- *   worker's own: each worker ejects on what it sees and probes on its own.
+ *   versions that changed since the previous reading are sent, cumulative, with the
+ *   endpoint-health counters and a sample of this process ({@link ProcessSampler}); when
+ *   asked, also the endpoints unavailable here now.
+ * - Endpoint health: passive outlier detection and retry budgets are this worker's own
+ *   (it ejects on what it sees); the active health checks run in the primary, whose
+ *   results (`health-marks`) mark this worker's Upstreams.
+ * - ACME answers the worker does not hold are asked of the primary while they are shared
+ *   through storage ({@link PrimaryChallenges}).
  * - SIGTERM and SIGINT are ignored (a terminal's Ctrl-C reaches the whole process group):
  *   the primary drives the stop (`begin-drain`, `close`). If the primary goes away (the
  *   IPC channel closes), the worker drains for {@link ORPHAN_DRAIN_MS} and exits.
@@ -27,7 +32,9 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats, type VersionStats } from '../observability/request-stats.js';
 import { AcmeChallenges, type PemPair } from '../tls/acme-challenges.js';
 import { CertificateStore } from '../tls/certificate-store.js';
-import { COUNTER_PUSH_MS, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
+import { COUNTER_PUSH_MS, type AppEndpointStates, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
+import { PrimaryChallenges } from './primary-challenges.js';
+import { ProcessSampler } from './process-sampler.js';
 
 /** How long a worker whose primary is gone lets its requests finish, ms. */
 const ORPHAN_DRAIN_MS = 5_000;
@@ -67,6 +74,8 @@ class DataPlaneWorker {
   readonly #stats = new RequestStats();
   readonly #store: CertificateStore<PemPair>;
   readonly #challenges = new AcmeChallenges();
+  readonly #primaryChallenges: PrimaryChallenges;
+  readonly #sampler = new ProcessSampler();
   readonly #forwarder: AccessLogForwarder;
   readonly #dataPlane: DataPlane;
   readonly #start: StartMessage;
@@ -91,9 +100,13 @@ class DataPlaneWorker {
       challenges: this.#challenges,
       stickyKey: Buffer.from(start.stickyKey),
       accessLogSinks: [this.#forwarder],
+      remoteHealthChecks: true,
     });
+    this.#primaryChallenges = new PrimaryChallenges((message) => send(message), (pair) => this.#store.contextFor(pair));
     this.#certificates(start.certificates);
     for (const change of start.challenges) this.#challenge(change);
+    this.#challengeSharing(start.challengeSharing);
+    this.#dataPlane.endpointHealth.applyHealthMarks(start.healthMarks);
     this.#dataPlane.apply(start.snapshot);
     this.#pushTimer = setInterval(() => this.#pushCounters(undefined), COUNTER_PUSH_MS).unref();
   }
@@ -130,9 +143,24 @@ class DataPlaneWorker {
         this.#challenge(message.change);
         send({ type: 'ack', seq: message.seq });
         break;
+      case 'challenge-sharing':
+        this.#challengeSharing(message.active);
+        break;
+      case 'challenge-answer':
+        this.#primaryChallenges.answered(message.id, message.answer);
+        break;
+      case 'health-marks':
+        this.#dataPlane.endpointHealth.applyHealthMarks(message.changes);
+        break;
       case 'collect':
         this.#pushCounters(message.seq);
         break;
+      case 'endpoint-states': {
+        const health = this.#dataPlane.endpointHealth;
+        const states: AppEndpointStates = message.apps.map((app) => [app, health.endpointStates(app)] as const);
+        send({ type: 'endpoint-states', seq: message.seq, states });
+        break;
+      }
       case 'begin-drain':
         this.#dataPlane.beginDrain();
         break;
@@ -155,6 +183,7 @@ class DataPlaneWorker {
       this.#forwarder.flush();
       await new Promise<void>((resolve) => send({ type: 'closed', cut }, () => resolve()));
     }
+    this.#sampler.stop();
     await new Promise<void>((resolve) => this.#logger.flush(() => resolve()));
     process.exit(0);
   }
@@ -178,7 +207,15 @@ class DataPlaneWorker {
     else void c.deleteAlpn(change.host);
   }
 
-  /** Sends the counters of the versions that changed since the previous reading (all other counters too). */
+  /** The storage fallback on or off: a miss asks the primary while it is on. */
+  #challengeSharing(active: boolean): void {
+    this.#challenges.share(active ? this.#primaryChallenges : undefined);
+  }
+
+  /**
+   * Sends the counters of the versions that changed since the previous reading (all other
+   * counters too) and a process sample; when asked (`seq`), the endpoints unavailable now.
+   */
   #pushCounters(seq: number | undefined): void {
     const reported = this.#reported;
     const counters = this.#stats.data((s) => {
@@ -187,7 +224,8 @@ class DataPlaneWorker {
       reported.set(s, activity);
       return true;
     });
-    send({ type: 'counters', seq, counters });
+    const health = this.#dataPlane.endpointHealth;
+    send({ type: 'counters', seq, counters, health: health.counterData(), process: this.#sampler.sample(), unavailable: seq === undefined ? undefined : health.unavailable() });
   }
 }
 

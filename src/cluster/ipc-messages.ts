@@ -11,23 +11,49 @@
  *    listen). The worker builds its data plane, applies that state, opens the listeners
  *    (shared with the other workers through node:cluster) and answers `listening`.
  * 2. Updates follow in the order they happened in the primary (IPC keeps order):
- *    `snapshot` (answered `applied`), `certificates`, `sticky-key`, `sinks`, and ACME
- *    `challenge` changes (answered `ack` once the answer is served).
- * 3. The worker sends `counters` every {@link COUNTER_PUSH_MS} and when asked (`collect`),
- *    and `access-log` batches while the primary's per-app logs or shipper are on.
+ *    `snapshot` (answered `applied`), `certificates`, `sticky-key`, `sinks`, ACME
+ *    `challenge` changes (answered `ack` once the answer is served), whether the ACME
+ *    answers are shared through storage (`challenge-sharing`), and `health-marks` (the
+ *    results of the active health checks, which only the primary runs).
+ * 3. The worker sends `counters` every {@link COUNTER_PUSH_MS} and when asked (`collect`):
+ *    request and endpoint-health counters (cumulative), its process stats and, when asked,
+ *    the endpoints unavailable in it; and `access-log` batches while the primary's
+ *    per-app logs or shipper are on. Requests with an id, answered by the other side:
+ *    `endpoint-states` (primary → worker, for the admin API) and `challenge-lookup`
+ *    (worker → primary: an ACME answer it does not hold, looked up in the primary's
+ *    shared storage; answered `challenge-answer`, given up after {@link CHALLENGE_LOOKUP_MS}).
  * 4. Stop: `begin-drain`, then `close` (drain timeout) → the worker drains, sends its last
  *    `counters` and access-log batch, answers `closed` with what it cut, and exits 0.
  */
 import type { AddressInfo } from 'node:net';
 import type { DrainCut } from '../data/draining-listener.js';
 import type { Snapshot } from '../model.js';
+import type { EndpointState } from '../data/endpoint-health.js';
 import type { AccessLogEntry } from '../observability/access-log.js';
+import type { EndpointHealthCounterData, UnavailableEndpoint } from '../observability/endpoint-health-stats.js';
 import type { RequestCounterData } from '../observability/request-stats.js';
 import type { PemPair } from '../tls/acme-challenges.js';
 
 /** How often a worker pushes its counters unasked, ms. */
 export const COUNTER_PUSH_MS = 500;
+/** How long a worker waits for the primary's answer to a `challenge-lookup`, ms (then: no answer). */
+export const CHALLENGE_LOOKUP_MS = 2_000;
 
+/** A worker's process, sampled when it reports its counters. */
+export interface ProcessSample {
+  readonly residentBytes: number;
+  readonly heapUsedBytes: number;
+  /** User + system CPU time since the worker started, seconds. */
+  readonly cpuSeconds: number;
+  /** The 99th percentile of its event-loop delay since its previous sample, seconds. */
+  readonly eventLoopLagSeconds: number;
+}
+
+/** An endpoint's count of failing active health checks (0: healthy), as the primary's checks found it. */
+export type HealthMark = readonly [endpoint: string, failing: number];
+
+/** The endpoint states of apps, per app: each version's endpoints (undefined: the worker does not serve the app). */
+export type AppEndpointStates = readonly (readonly [app: string, states: Readonly<Record<string, readonly EndpointState[]>> | undefined])[];
 /** A host and port to listen on. */
 export interface ListenAt {
   readonly host: string;
@@ -65,6 +91,10 @@ export interface StartMessage {
   readonly challenges: readonly ChallengeChange[];
   /** Whether access-log entries are wanted by the primary (per-app logs or shipper on). */
   readonly sinks: boolean;
+  /** Whether ACME answers are shared through storage: a miss asks the primary (`challenge-lookup`). */
+  readonly challengeSharing: boolean;
+  /** The endpoints the primary's health checks find failing now. */
+  readonly healthMarks: readonly HealthMark[];
 }
 
 /** Primary → worker. */
@@ -75,7 +105,12 @@ export type ToWorker =
   | { readonly type: 'sticky-key'; readonly key: Uint8Array }
   | { readonly type: 'sinks'; readonly active: boolean }
   | { readonly type: 'challenge'; readonly seq: number; readonly change: ChallengeChange }
+  | { readonly type: 'challenge-sharing'; readonly active: boolean }
+  /** `answer`: the key authorisation (HTTP-01) or certificate (TLS-ALPN-01); undefined: none anywhere. */
+  | { readonly type: 'challenge-answer'; readonly id: number; readonly answer: string | PemPair | undefined }
+  | { readonly type: 'health-marks'; readonly changes: readonly HealthMark[] }
   | { readonly type: 'collect'; readonly seq: number }
+  | { readonly type: 'endpoint-states'; readonly seq: number; readonly apps: readonly string[] }
   | { readonly type: 'begin-drain' }
   | { readonly type: 'close'; readonly timeoutMs: number };
 
@@ -85,8 +120,13 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly http: AddressInfo; readonly https: AddressInfo | undefined }
   | { readonly type: 'applied'; readonly generation: number }
   | { readonly type: 'ack'; readonly seq: number }
-  /** `seq`: the `collect` this answers; absent when pushed unasked. */
-  | { readonly type: 'counters'; readonly seq: number | undefined; readonly counters: RequestCounterData }
+  /** `seq`: the `collect` this answers, which also gets `unavailable`; absent when pushed unasked. */
+  | {
+      readonly type: 'counters'; readonly seq: number | undefined; readonly counters: RequestCounterData;
+      readonly health: EndpointHealthCounterData; readonly process: ProcessSample; readonly unavailable: readonly UnavailableEndpoint[] | undefined;
+    }
+  | { readonly type: 'endpoint-states'; readonly seq: number; readonly states: AppEndpointStates }
+  | { readonly type: 'challenge-lookup'; readonly id: number; readonly kind: 'http01' | 'alpn'; readonly name: string }
   | { readonly type: 'access-log'; readonly entries: readonly (readonly [entry: AccessLogEntry, time: number])[] }
   | { readonly type: 'closed'; readonly cut: DrainCut }
   /** It could not start (cannot listen: `code` is the system error's, e.g. EADDRINUSE); it exits next. */

@@ -16,10 +16,18 @@
  *   before the CA is told to validate. A worker that does not answer within
  *   `ackTimeoutMs` is logged (`FW_WORKER_TIMEOUT`) and not waited for.
  * - **Counters**: workers push cumulative counters ({@link COUNTER_PUSH_MS}, and on
- *   {@link collect}); each reading is folded into the primary's {@link RequestStats} as a
- *   difference from that worker's previous one, so `/metrics`, `/v1/apps`, `/v1/stats`
- *   and cutover windows read one set of counters, the sum over every worker that ever
- *   ran (a dead worker's counts stay; its gauges are taken out).
+ *   {@link collect}); each reading is folded into the primary's {@link RequestStats} and
+ *   {@link EndpointHealthStats} as a difference from that worker's previous one
+ *   ({@link WorkerCounters}), so `/metrics`, `/v1/apps`, `/v1/stats` and cutover windows
+ *   read one set of counters, the sum over every worker that ever ran (a dead worker's
+ *   counts stay; its gauges are taken out). With them come each worker's process sample
+ *   and, on `collect`, the endpoints unavailable in it ({@link renderMetrics}).
+ * - **Endpoint health**: the active health checks run here, once ({@link HealthCheckRelay}),
+ *   their marks sent to every worker; outlier ejection is each worker's own, and
+ *   {@link endpointStates} asks each for its view (merged, with each worker's).
+ * - **ACME storage fallback**: while the answers are shared through storage
+ *   ({@link sharing}), a worker's lookup of an answer it does not hold is answered from
+ *   the primary's {@link AcmeChallenges}.
  * - **Workers that die**: logged (`FW_WORKER_EXITED`) and replaced on the same sockets;
  *   the others and their connections are untouched. A worker that dies within
  *   {@link STABLE_MS} of its start is replaced after a backoff (100 ms doubling to 10 s).
@@ -35,10 +43,15 @@ import { fileURLToPath } from 'node:url';
 import { addCuts, CUT_GRACE_MS, NOTHING_CUT, type DrainCut, type DrainingListener } from '../data/draining-listener.js';
 import type { Snapshot } from '../model.js';
 import type { AccessLogSink } from '../observability/access-log.js';
+import { unavailableRows, type EndpointHealthStats, type UnavailableEndpoint } from '../observability/endpoint-health-stats.js';
 import type { Logger } from '../observability/logger.js';
-import { withoutGauges, type RequestCounterData, type RequestStats, type VersionCounterData } from '../observability/request-stats.js';
+import type { RequestStats } from '../observability/request-stats.js';
 import type { AcmeChallenges, ChallengeMirror, PemPair } from '../tls/acme-challenges.js';
-import type { CertificateIndex, ChallengeChange, FromWorker, ListenAt, StartMessage, ToWorker } from './ipc-messages.js';
+import { HealthCheckRelay } from './health-check-relay.js';
+import type { AppEndpointStates, CertificateIndex, ChallengeChange, FromWorker, ListenAt, ProcessSample, StartMessage, ToWorker } from './ipc-messages.js';
+import { mergeEndpointStates, type MergedEndpointState } from './merge-endpoint-states.js';
+import { WorkerCounters } from './worker-counters.js';
+import { renderWorkerMetrics } from './worker-metrics.js';
 
 export { COUNTER_PUSH_MS } from './ipc-messages.js';
 
@@ -53,10 +66,14 @@ export interface WorkerPoolOptions {
   /** How many workers (>= 1; the composition root uses the pool for 2 and more). */
   readonly size: number;
   readonly logger: Logger;
+  /** Where the health checks' state changes are logged (component `endpoint-health`, as without workers). */
+  readonly healthCheckLogger: Logger;
   /** The workers' log level. */
   readonly logLevel: string;
   /** The primary's counters; the workers' are folded in. */
   readonly stats: RequestStats;
+  /** The primary's endpoint-health counters: the workers' ejections and refused retries are folded in, the health checks counted. */
+  readonly endpointHealth: EndpointHealthStats;
   /** TLS session ticket keys, the same for every worker. */
   readonly ticketKeys: Buffer;
   /** The primary's ACME answers: a starting worker gets the pending ones. */
@@ -77,23 +94,25 @@ interface Member {
   phase: 'forked' | 'starting' | 'serving' | 'closing';
   /** The latest snapshot generation it applied. */
   generation: number;
-  /** Its latest counters (versions: only those of that reading; see `versions`). */
-  counters: RequestCounterData | undefined;
-  /** Its latest counters of every version it ever reported. */
-  readonly versions: Map<string, VersionCounterData>;
+  /** Its counters, folded into the primary's. */
+  readonly counters: WorkerCounters;
+  /** Its process at its latest report. */
+  process: ProcessSample | undefined;
+  /** The endpoints unavailable in it at its latest `collect` answer. */
+  unavailable: readonly UnavailableEndpoint[];
   cut: DrainCut;
 }
 
 /** Waits for one answer from each of a set of workers (or their exit), within a timeout. */
 class Barrier {
   readonly #waiting: Set<Member>;
-  readonly #test: (message: FromWorker) => boolean;
+  readonly #test: (message: FromWorker, member: Member) => boolean;
   readonly promise: Promise<Member[]>;
   #finish!: (late: Member[]) => void;
   readonly #timer: NodeJS.Timeout;
 
   /** `test`: whether a message is the awaited answer. Resolves with the members that did not answer in time. */
-  constructor(members: Iterable<Member>, test: (message: FromWorker) => boolean, timeoutMs: number) {
+  constructor(members: Iterable<Member>, test: (message: FromWorker, member: Member) => boolean, timeoutMs: number) {
     this.#waiting = new Set(members);
     this.#test = test;
     this.promise = new Promise((resolve) => (this.#finish = resolve));
@@ -103,7 +122,7 @@ class Barrier {
 
   /** A message from `member`: it counts if it is the answer. */
   heard(member: Member, message: FromWorker): void {
-    if (this.#waiting.has(member) && this.#test(message)) this.gone(member);
+    if (this.#waiting.has(member) && this.#test(message, member)) this.gone(member);
   }
 
   /** `member` exited: it is not waited for. */
@@ -140,10 +159,18 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
   #collecting: Promise<void> | undefined;
   /** During the first `listen()`: fails it when a worker cannot start. */
   #startFailed: ((err: Error) => void) | undefined;
+  readonly #healthChecks: HealthCheckRelay;
+  #challengeSharing: boolean;
 
   constructor(options: WorkerPoolOptions) {
     this.#o = options;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? 5_000;
+    this.#challengeSharing = options.challenges.sharing;
+    this.#healthChecks = new HealthCheckRelay({
+      stats: options.endpointHealth,
+      logger: options.healthCheckLogger,
+      send: (changes) => this.#broadcast({ type: 'health-marks', changes }),
+    });
   }
 
   /** True once every worker of the first start listens (it stays so; the stop is `/readyz`'s `draining`). */
@@ -160,6 +187,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
   apply(snapshot: Snapshot): void {
     this.#snapshot = snapshot;
     this.#broadcast({ type: 'snapshot', snapshot });
+    this.#healthChecks.apply(snapshot);
   }
 
   /** Resolves once every live worker applied `snapshot` (or a later one), or after the ack timeout. */
@@ -211,6 +239,13 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     return this.#challenge({ op: 'delete-alpn', host });
   }
 
+  /** The storage fallback of the ACME answers is on or off: workers ask this process for a miss while it is on. */
+  sharing(active: boolean): void {
+    if (active === this.#challengeSharing) return;
+    this.#challengeSharing = active;
+    this.#broadcast({ type: 'challenge-sharing', active });
+  }
+
   /**
    * Starts the workers: each opens the HTTP (and HTTPS) listener once it has the state.
    * Resolves with the addresses when all listen; rejects when one cannot (the error of
@@ -259,6 +294,34 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     })().finally(() => (this.#collecting = undefined)));
   }
 
+  /**
+   * Each serving worker's endpoint states of `apps`, merged (see `merge-endpoint-states.ts`);
+   * a worker that does not answer within {@link COLLECT_TIMEOUT_MS} is left out.
+   */
+  async endpointStates(apps: readonly string[]): Promise<Map<string, Record<string, MergedEndpointState[]> | undefined>> {
+    const seq = ++this.#seq;
+    const serving = [...this.#members].filter((m) => m.phase === 'serving');
+    const answers = new Map<Member, AppEndpointStates>();
+    const answered = (msg: FromWorker, m: Member): boolean => {
+      if (msg.type !== 'endpoint-states' || msg.seq !== seq) return false;
+      answers.set(m, msg.states);
+      return true;
+    };
+    const barrier = this.#barrier(serving, answered, COLLECT_TIMEOUT_MS);
+    for (const m of serving) this.#send(m, { type: 'endpoint-states', seq, apps });
+    await barrier;
+    const byWorker = [...answers].map(([m, states]) => [m.worker.id, new Map(states)] as const);
+    return new Map(apps.map((app) => [app, mergeEndpointStates(byWorker.map(([id, states]) => [id, states.get(app)] as const))]));
+  }
+
+  /** Prometheus text of the endpoint-health metrics summed over the workers and of each worker's process (README "Metrics"). */
+  renderMetrics(): string {
+    const members = [...this.#members];
+    const health = this.#o.endpointHealth;
+    const samples = members.flatMap((m) => (m.process ? [[m.worker.id, m.process] as const] : []));
+    return health.render(unavailableRows(members.map((m) => m.unavailable)), health.exhausted) + renderWorkerMetrics(samples);
+  }
+
   /** Draining begins in every worker (and in those that start from now on). */
   beginDrain(): void {
     if (this.#draining) return;
@@ -277,6 +340,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
 
   async #close(timeoutMs: number): Promise<DrainCut> {
     this.beginDrain();
+    this.#healthChecks.close();
     for (const timer of this.#replacements) clearTimeout(timer);
     this.#replacements.clear();
     const members = [...this.#members];
@@ -303,7 +367,10 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
 
   #fork(): Member {
     const worker = cluster.fork();
-    const m: Member = { worker, startedAt: Date.now(), phase: 'forked', generation: Number.MAX_SAFE_INTEGER, counters: undefined, versions: new Map(), cut: NOTHING_CUT };
+    const m: Member = {
+      worker, startedAt: Date.now(), phase: 'forked', generation: Number.MAX_SAFE_INTEGER,
+      counters: new WorkerCounters(this.#o.stats, this.#o.endpointHealth), process: undefined, unavailable: [], cut: NOTHING_CUT,
+    };
     this.#members.add(m);
     worker.on('message', (msg: FromWorker) => this.#onMessage(m, msg));
     worker.on('error', (err) => this.#o.logger.warn({ worker: worker.id, err: err.message }, 'data-plane worker IPC error'));
@@ -331,6 +398,8 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
         ...[...this.#o.challenges.alpnEntries()].map(([host, pair]) => ({ op: 'set-alpn', host, pair }) as const),
       ],
       sinks: this.#sinks,
+      challengeSharing: this.#challengeSharing,
+      healthMarks: this.#healthChecks.marks(),
     };
     this.#send(m, start);
     if (this.#draining) this.#send(m, { type: 'begin-drain' });
@@ -349,7 +418,12 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
         m.generation = Math.max(m.generation, msg.generation);
         break;
       case 'counters':
-        this.#fold(m, msg.counters);
+        m.counters.fold(msg.counters, msg.health);
+        m.process = msg.process;
+        if (msg.unavailable) m.unavailable = msg.unavailable;
+        break;
+      case 'challenge-lookup':
+        void this.#lookUp(m, msg.id, msg.kind, msg.name);
         break;
       case 'access-log':
         for (const sink of this.#o.accessLogSinks) {
@@ -365,6 +439,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
         this.#startFailed?.(Object.assign(new Error(msg.message), { code: msg.code }));
         break;
       case 'ack':
+      case 'endpoint-states':
         break;
     }
     for (const b of this.#barriers) b.heard(m, msg);
@@ -374,10 +449,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     this.#members.delete(m);
     for (const b of this.#barriers) b.gone(m);
     // What it counted stays counted; what it had open is not open any more.
-    if (m.counters) {
-      const all: RequestCounterData = { ...m.counters, versions: [...m.versions].map(([key, v]) => [...splitKey(key), v] as const) };
-      this.#o.stats.add(withoutGauges(all), all, (app, version) => m.versions.get(versionKey(app, version)));
-    }
+    m.counters.retire();
     if (m.phase === 'closing' || this.#closing) return;
     const lived = Date.now() - m.startedAt;
     this.#failures = lived < STABLE_MS ? this.#failures + 1 : 0;
@@ -392,11 +464,11 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     this.#replacements.add(timer);
   }
 
-  /** Adds what `m` counted since its previous reading to the primary's counters. */
-  #fold(m: Member, next: RequestCounterData): void {
-    this.#o.stats.add(next, m.counters, (app, version) => m.versions.get(versionKey(app, version)));
-    m.counters = next;
-    for (const [app, version, v] of next.versions) m.versions.set(versionKey(app, version), v);
+  /** Answers a worker's lookup of an ACME answer it does not hold: this process's, else the shared storage's. */
+  async #lookUp(m: Member, id: number, kind: 'http01' | 'alpn', name: string): Promise<void> {
+    const challenges = this.#o.challenges;
+    const answer = await (kind === 'http01' ? challenges.findHttp01(name) : challenges.findAlpnPair(name)).catch(() => undefined);
+    this.#send(m, { type: 'challenge-answer', id, answer });
   }
 
   async #challenge(change: ChallengeChange): Promise<void> {
@@ -408,7 +480,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
   }
 
   /** Waits for an answer of each of `members` (see {@link Barrier}); the late ones are logged. */
-  async #await(members: Iterable<Member>, test: (msg: FromWorker) => boolean, what: string): Promise<void> {
+  async #await(members: Iterable<Member>, test: (msg: FromWorker, m: Member) => boolean, what: string): Promise<void> {
     const late = await this.#barrier(members, test, this.#ackTimeoutMs);
     if (late.length > 0) {
       this.#o.logger.warn({ code: 'FW_WORKER_TIMEOUT', what, workers: late.map((m) => m.worker.id), timeoutMs: this.#ackTimeoutMs }, 'data-plane workers did not confirm a change in time');
@@ -416,7 +488,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
   }
 
   /** Resolves with the members that did not answer within `timeoutMs`. */
-  async #barrier(members: Iterable<Member>, test: (msg: FromWorker) => boolean, timeoutMs: number): Promise<Member[]> {
+  async #barrier(members: Iterable<Member>, test: (msg: FromWorker, m: Member) => boolean, timeoutMs: number): Promise<Member[]> {
     const barrier = new Barrier(members, test, timeoutMs);
     this.#barriers.add(barrier);
     try {
@@ -436,13 +508,4 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
       if (err) this.#o.logger.debug({ worker: m.worker.id, type: message.type, err: err.message }, 'a message to a data-plane worker was not sent');
     });
   }
-}
-
-function versionKey(app: string, version: string): string {
-  return `${app}\u0000${version}`;
-}
-
-function splitKey(key: string): [string, string] {
-  const i = key.indexOf('\u0000');
-  return [key.slice(0, i), key.slice(i + 1)];
 }

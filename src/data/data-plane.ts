@@ -126,6 +126,8 @@ export interface DataPlaneOptions {
   readonly stickyKey?: Buffer;
   /** Where access-log entries go besides stdout (per-app logs, the log shipper); each is skipped while inactive. */
   readonly accessLogSinks?: readonly AccessLogSink[];
+  /** Active health checks run elsewhere (a worker's primary), their marks come through `endpointHealth.applyHealthMarks()`. */
+  readonly remoteHealthChecks?: boolean;
 }
 
 export class DataPlane implements DrainingListener {
@@ -183,7 +185,7 @@ export class DataPlane implements DrainingListener {
     this.#server.on('upgrade', this.#onUpgrade);
     this.#httpGate = new ProxyProtocolGate('http', options.stats.forProxyProtocol('http'), options.logger);
     this.#httpsGate = new ProxyProtocolGate('https', options.stats.forProxyProtocol('https'), options.logger);
-    this.#health = new EndpointHealth(options.logger.child({ component: 'endpoint-health' }));
+    this.#health = new EndpointHealth(options.logger.child({ component: 'endpoint-health' }), { remoteChecks: options.remoteHealthChecks });
     this.#httpLimit = new ClientConnectionLimit('http', options.stats.connectionsRefused.http, options.logger);
     this.#httpsLimit = new ClientConnectionLimit('https', options.stats.connectionsRefused.https, options.logger);
     // The gate reads the PROXY header first, so the limit counts the declared client.

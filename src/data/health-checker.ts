@@ -9,23 +9,60 @@
  * {@link Upstream} gets no new requests — and `healthyThreshold` passes in a row healthy
  * again. Endpoints start healthy.
  *
- * Lifecycle: the data plane calls {@link HealthChecker.reconcile} after every table swap.
- * It starts a probe for each new (app, endpoint, check), keeps the running ones (and
- * their state) across reloads, moves a probe's mark to a new Upstream object of the same
- * endpoint, and stops the probes the table no longer names. {@link HealthChecker.close}
- * stops them all. Probes are unref'd timers: they never keep the process alive, and the
- * first probe of each starts at a random point of its interval so that a reload naming
- * thousands of endpoints does not probe them all at once.
+ * What a probe marks is a {@link HealthTarget}: the endpoint's {@link Upstream} in a data
+ * plane, or in the primary of `fairway serve --workers N` the relay that passes the mark to
+ * every worker (`cluster/health-check-relay.ts`), so that N workers do not probe each
+ * endpoint N times.
+ *
+ * Lifecycle: the owner calls {@link HealthChecker.reconcile} with the endpoints to probe
+ * after every table swap (or snapshot). It starts a probe for each new (app, endpoint,
+ * check), keeps the running ones (and their state) across reloads, moves a probe's mark
+ * to a new target object of the same endpoint, and stops the probes no longer named.
+ * {@link HealthChecker.close} stops them all. Probes are unref'd timers: they never keep
+ * the process alive, and the first probe of each starts at a random point of its interval
+ * so that a reload naming thousands of endpoints does not probe them all at once.
  */
 import { request, type ClientRequest } from 'node:http';
-import type { HealthCheck } from '../model.js';
-import type { RouteTable } from './route-table.js';
-import type { Upstream } from './upstream-registry.js';
+import type { AppSpec, HealthCheck, VersionSpec } from '../model.js';
 
-/** Where check results and state changes are told (logged and counted by `EndpointHealth`). */
+/** What a probe marks unhealthy: an endpoint (`host:port`) whose count of failing checks it moves. */
+export interface HealthTarget {
+  readonly key: string;
+  /** One more (`+1`) or one fewer (`-1`) active health check finds the endpoint unhealthy. */
+  checkFailing(delta: 1 | -1): void;
+}
+
+/** One endpoint of an app version to probe with the app's check. */
+export interface CheckedEndpoint {
+  readonly app: string;
+  readonly version: string;
+  readonly target: HealthTarget;
+  /** The `Host` of the probes (the app's first domain), undefined: the endpoint's address. */
+  readonly host: string | undefined;
+  readonly check: HealthCheck;
+}
+
+/** Where check results and state changes are told (logged and counted by the owner). */
 export interface HealthCheckEvents {
   checked(app: string, passed: boolean): void;
-  healthChanged(app: string, version: string, upstream: Upstream, healthy: boolean, reason: string): void;
+  healthChanged(app: string, version: string, target: HealthTarget, healthy: boolean, reason: string): void;
+}
+
+/**
+ * The endpoints of every app of `apps` that has a `healthCheck`, version by version;
+ * `targetsOf` gives a version's targets (undefined: the version is not served).
+ */
+export function checkedEndpoints(apps: readonly AppSpec[], targetsOf: (app: AppSpec, version: VersionSpec) => readonly HealthTarget[] | undefined): CheckedEndpoint[] {
+  const out: CheckedEndpoint[] = [];
+  for (const spec of apps) {
+    const check = spec.endpointHealth?.healthCheck;
+    if (!check) continue;
+    const host = spec.domains.find((d) => !d.startsWith('*.')) ?? spec.domains[0]?.slice(2);
+    for (const v of spec.versions) {
+      for (const target of targetsOf(spec, v) ?? []) out.push({ app: spec.name, version: v.name, target, host, check });
+    }
+  }
+  return out;
 }
 
 export const HEALTH_CHECK_USER_AGENT = 'fairway-health-check';
@@ -38,25 +75,16 @@ export class HealthChecker {
     this.#events = events;
   }
 
-  /** Probes exactly the (app, endpoint, check) triples of `table`. */
-  reconcile(table: RouteTable): void {
+  /** Probes exactly the (app, endpoint, check) triples of `endpoints` (see {@link checkedEndpoints}). */
+  reconcile(endpoints: Iterable<CheckedEndpoint>): void {
     const seen = new Set<string>();
-    for (const spec of table.snapshot.apps) {
-      const check = spec.endpointHealth?.healthCheck;
-      const route = check && table.app(spec.name);
-      if (!check || !route) continue;
-      const host = spec.domains.find((d) => !d.startsWith('*.')) ?? spec.domains[0]?.slice(2);
-      const checkKey = JSON.stringify([check.path, check.interval, check.timeout, check.healthyThreshold, check.unhealthyThreshold, host]);
-      for (const version of route.versions) {
-        for (const upstream of version.upstreams) {
-          const key = `${spec.name}\u0000${upstream.key}\u0000${checkKey}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          const running = this.#probes.get(key);
-          if (running) running.target(upstream);
-          else this.#probes.set(key, new Probe(spec.name, version.name, upstream, host, check, this.#events));
-        }
-      }
+    for (const { app, version, target, host, check } of endpoints) {
+      const key = JSON.stringify([app, target.key, check.path, check.interval, check.timeout, check.healthyThreshold, check.unhealthyThreshold, host]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const running = this.#probes.get(key);
+      if (running) running.target(target);
+      else this.#probes.set(key, new Probe(app, version, target, host, check, this.#events));
     }
     for (const [key, probe] of this.#probes) {
       if (!seen.has(key)) {
@@ -85,7 +113,7 @@ class Probe {
   readonly #check: HealthCheck;
   readonly #events: HealthCheckEvents;
   readonly #headers: Record<string, string>;
-  #upstream: Upstream;
+  #upstream: HealthTarget;
   #healthy = true;
   /** Passes (while unhealthy) or failures (while healthy) in a row. */
   #run = 0;
@@ -93,7 +121,7 @@ class Probe {
   #request: ClientRequest | undefined;
   #stopped = false;
 
-  constructor(app: string, version: string, upstream: Upstream, host: string | undefined, check: HealthCheck, events: HealthCheckEvents) {
+  constructor(app: string, version: string, upstream: HealthTarget, host: string | undefined, check: HealthCheck, events: HealthCheckEvents) {
     this.#app = app;
     this.#version = version;
     this.#upstream = upstream;
@@ -103,8 +131,8 @@ class Probe {
     this.#schedule(Math.random() * check.interval);
   }
 
-  /** The endpoint's Upstream object for the live table (a new one after a pool option changed). */
-  target(upstream: Upstream): void {
+  /** The endpoint's target object now (a new Upstream after a pool option changed). */
+  target(upstream: HealthTarget): void {
     if (upstream === this.#upstream) return;
     if (!this.#healthy) {
       this.#upstream.checkFailing(-1);

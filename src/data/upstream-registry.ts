@@ -95,6 +95,13 @@ export class Upstream {
     this.#refresh();
   }
 
+  /** Sets the count of failing checks (a worker's marks from the primary's health checks). */
+  setFailingChecks(n: number): void {
+    if (n === this.failingChecks) return;
+    this.failingChecks = n;
+    this.#refresh();
+  }
+
   #refresh(): void {
     this.available = !this.ejected && this.failingChecks === 0;
   }

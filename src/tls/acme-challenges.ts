@@ -13,7 +13,9 @@
  * With data-plane workers (`fairway serve --workers N`) the answers are kept in the
  * primary and copied to every worker through a {@link ChallengeMirror}: `setHttp01()` and
  * `setAlpn()` resolve once every worker holds the answer, so the ACME manager tells the CA
- * to validate only when whichever worker the CA reaches can answer.
+ * to validate only when whichever worker the CA reaches can answer. The storage fallback
+ * is the primary's too: while it is on ({@link ChallengeMirror.sharing}), a worker's miss
+ * asks the primary ({@link AcmeChallenges.findHttp01}, {@link AcmeChallenges.findAlpnPair}).
  */
 import type { SecureContext } from 'node:tls';
 
@@ -24,6 +26,8 @@ export const ACME_TLS_ALPN = 'acme-tls/1';
 export interface SharedChallenges {
   http01(token: string): Promise<string | undefined>;
   alpn(host: string): Promise<SecureContext | undefined>;
+  /** The certificate behind {@link alpn}, PEM (for a worker that asks the primary). */
+  alpnPair(host: string): Promise<PemPair | undefined>;
 }
 
 /** A certificate and its key, PEM. */
@@ -41,6 +45,8 @@ export interface ChallengeMirror {
   deleteHttp01(token: string): Promise<void>;
   setAlpn(host: string, pair: PemPair): Promise<void>;
   deleteAlpn(host: string): Promise<void>;
+  /** Whether the storage fallback is on (see {@link AcmeChallenges.share}). */
+  sharing(active: boolean): void;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -58,9 +64,15 @@ export class AcmeChallenges {
     this.#mirror = mirror;
   }
 
-  /** Enables the storage fallback (set while ACME is configured, cleared otherwise). */
+  /** Enables the storage fallback (set while ACME is configured, cleared otherwise); the mirror is told. */
   share(shared: SharedChallenges | undefined): void {
     this.#shared = shared;
+    this.#mirror?.sharing(shared !== undefined);
+  }
+
+  /** Whether a storage fallback is on (a worker pool's start state). */
+  get sharing(): boolean {
+    return this.#shared !== undefined;
   }
 
   get shared(): SharedChallenges | undefined {
@@ -115,6 +127,17 @@ export class AcmeChallenges {
   /** The TLS-ALPN-01 answers pending now, as PEM (for a worker that starts while an order is open). */
   alpnEntries(): IterableIterator<[host: string, pair: PemPair]> {
     return this.#alpnPairs.entries();
+  }
+
+  /** The HTTP-01 answer for `token` held here, else in the shared storage (a worker's miss). */
+  async findHttp01(token: string): Promise<string | undefined> {
+    return this.#http01.get(token) ?? (await this.#shared?.http01(token));
+  }
+
+  /** The TLS-ALPN-01 certificate for `host` held here, else in the shared storage (a worker's miss). */
+  async findAlpnPair(host: string): Promise<PemPair | undefined> {
+    const name = host.toLowerCase();
+    return this.#alpnPairs.get(name) ?? (await this.#shared?.alpnPair(name));
   }
 
   alpn(servername: string | undefined): SecureContext | undefined {

@@ -103,9 +103,13 @@ export class AcmeManager {
       }
     },
     alpn: async (host) => {
+      const pair = await this.shared.alpnPair(host);
+      return pair && this.#o.alpnContext(pair);
+    },
+    alpnPair: async (host) => {
       try {
         const pair = JSON.parse((await this.#o.storage.get(`challenges/tls-alpn-01/${host.toLowerCase()}.json`)).toString('utf8')) as { certPem: string; keyPem: string };
-        return this.#o.alpnContext(pair);
+        return { certPem: pair.certPem, keyPem: pair.keyPem };
       } catch {
         return undefined;
       }
