@@ -65,6 +65,8 @@ export interface RouterOptions {
   readonly processMetrics?: boolean;
   /** acme-client polling while an order is pending, ms (default 1–10 s; tests use less). */
   readonly acmePollMs?: { min: number; max: number };
+  /** Bounds on the CA's ACME RenewalInfo `Retry-After`, ms (default 1 minute – 1 day; tests use less). */
+  readonly acmeRenewalInfoPollMs?: { min: number; max: number };
   /** Also route from the Kubernetes API (`fairway serve --kubernetes`). */
   readonly kubernetes?: KubernetesOptions;
   /**
@@ -211,6 +213,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     // Workers re-read it when the certificate index they receive has a new default.
     onDefaultChange: () => dataPlane?.refreshDefaultCertificate(),
     acmePollMs: options.acmePollMs,
+    acmeRenewalInfoPollMs: options.acmeRenewalInfoPollMs,
   });
   const listen = config.settings.listen;
   let certificatesStarted = false;

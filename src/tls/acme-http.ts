@@ -6,8 +6,9 @@
  * one process, as in tests) never share a trust store or see each other's rate limits.
  *
  * - Request: uses the context's https agent (the `tls.acme.caBundle` trust, if set).
- * - Response: records a rate-limit problem (`urn:ietf:params:acme:error:rateLimited` or
- *   HTTP 429) and the `Retry-After` the CA asked for, which acme-client's own errors drop.
+ * - Response: records the type of the last problem document the CA answered with, and a
+ *   rate-limit problem (`urn:ietf:params:acme:error:rateLimited` or HTTP 429) with the
+ *   `Retry-After` the CA asked for, which acme-client's own errors drop.
  * acme-client's built-in retry loop (which would sleep for a whole Retry-After inside a
  * call) is turned off; the ACME manager schedules retries itself.
  */
@@ -23,6 +24,8 @@ export interface AcmeCallContext {
   rateLimited: boolean;
   /** When the CA said to come back (from Retry-After or the problem's "retry after" text). */
   retryAt: Date | undefined;
+  /** `type` of the last problem document (RFC 8555 §6.7) the CA answered with. */
+  problem: string | undefined;
 }
 
 const storage = new AsyncLocalStorage<AcmeCallContext>();
@@ -42,6 +45,7 @@ function install(): void {
     const ctx = storage.getStore();
     if (ctx && response.status >= 400) {
       const body = response.data as { type?: string; detail?: string } | undefined;
+      if (typeof body?.type === 'string') ctx.problem = body.type;
       if (response.status === 429 || body?.type === 'urn:ietf:params:acme:error:rateLimited') {
         ctx.rateLimited = true;
         ctx.retryAt = parseRetryAfter(response.headers['retry-after'] as string | undefined) ?? parseRetryText(body?.detail) ?? ctx.retryAt;

@@ -12,8 +12,16 @@
  * - Ordering takes the storage lock for the host, then *re-checks* storage: another
  *   process sharing the storage may have ordered it meanwhile. So N routers on one
  *   storage order each certificate once.
- * - Due time: the CA's ACME Renewal Information window (RFC 9773) when its directory
- *   offers `renewalInfo`, else `renewAt` × lifetime after notBefore.
+ * - Due time: a random time inside the CA's suggested window (ACME Renewal Information,
+ *   RFC 9773) when its directory offers `renewalInfo`, else `renewAt` × lifetime after
+ *   notBefore (also whenever the RenewalInfo fetch fails or its answer is invalid). The
+ *   time drawn is kept while the CA repeats the same window.
+ * - RenewalInfo is fetched again when its `Retry-After` says (bounded to 1 minute – 1 day;
+ *   6 hours without one, or after an error), so a CA that moves the window earlier (a
+ *   revocation) is followed; never for a host that is already due or failing.
+ * - A renewal order carries `replaces` (RFC 9773 §5: the old certificate's identifier)
+ *   when the CA gave a window for that certificate; if the CA answers `alreadyReplaced`,
+ *   the order is placed again at once without it.
  * - A failure never drops a certificate: the host keeps serving the one it has. The next
  *   attempt waits `retry.min` × 2^(failures-1) (±20% jitter) up to `retry.max`, or until
  *   the time a rate-limited CA asked for, whichever is later.
@@ -29,7 +37,7 @@ import type { Logger } from '../observability/logger.js';
 import type { AcmeChallenges, SharedChallenges } from './acme-challenges.js';
 import { agentFor, withAcmeContext, type AcmeCallContext } from './acme-http.js';
 import { parseBundle, type CertificateBundle } from './certificate-bundle.js';
-import { renewalInfoId } from './renewal-info.js';
+import { nextRenewalInfoFetch, parseRenewalInfo, renewalInfoId, RENEWAL_INFO_POLL, type RenewalInfoPoll, type RenewalWindow } from './renewal-info.js';
 import type { Storage } from './storage.js';
 
 /** acme-client 5.4 types list http-01 and dns-01 only; TLS-ALPN-01 works the same way. */
@@ -62,6 +70,20 @@ export interface AcmeManagerOptions {
   readonly onOrder?: (result: 'issued' | 'failed' | 'rate_limited' | 'from_storage') => void;
   /** Polling of the CA while an order is pending (acme-client backoff), ms. */
   readonly pollMs?: { min: number; max: number };
+  /** Bounds on a RenewalInfo `Retry-After`, ms (default {@link RENEWAL_INFO_POLL}; tests shorten them). */
+  readonly renewalInfoPollMs?: RenewalInfoPoll;
+}
+
+/** RFC 9773 §7.4: the certificate named in `replaces` was replaced by an earlier order. */
+const ALREADY_REPLACED = 'urn:ietf:params:acme:error:alreadyReplaced';
+
+/** When to renew a certificate, and when to ask the CA about it again. */
+interface RenewalPlan {
+  readonly dueAt: number;
+  /** Next RenewalInfo fetch; 0: none (the CA offers no RenewalInfo, or the certificate has no AKI). */
+  readonly fetchAt: number;
+  /** `start/end` of the CA's window `dueAt` was drawn from; undefined: from `renewAt`. */
+  readonly window: string | undefined;
 }
 
 interface HostState {
@@ -69,6 +91,10 @@ interface HostState {
   /** A renewal was asked for (`renew()`) and has not succeeded yet: retries order anew. */
   forced: boolean;
   dueAt: number;
+  /** {@link RenewalPlan.fetchAt} of `bundle`. */
+  fetchAt: number;
+  /** {@link RenewalPlan.window} of `bundle`: the CA knows it, so a renewal names it in `replaces`. */
+  window: string | undefined;
   retryAt: number;
   failures: number;
   lastError: { code: string; message: string; at: string } | undefined;
@@ -127,7 +153,7 @@ export class AcmeManager {
     }
     for (const h of wanted) {
       if (!this.#hosts.has(h)) {
-        this.#hosts.set(h, { bundle: undefined, forced: false, dueAt: 0, retryAt: 0, failures: 0, lastError: undefined });
+        this.#hosts.set(h, { bundle: undefined, forced: false, dueAt: 0, fetchAt: 0, window: undefined, retryAt: 0, failures: 0, lastError: undefined });
       }
     }
     this.#schedule();
@@ -165,6 +191,7 @@ export class AcmeManager {
     s.forced = true;
     s.retryAt = 0;
     await this.#process(host);
+    this.#schedule(); // the host's next renewal, retry or RenewalInfo fetch changed
     return this.status().find((x) => x.host === host)!;
   }
 
@@ -185,6 +212,7 @@ export class AcmeManager {
           this.#o.logger.debug({ host, err: (err as Error).message }, 'could not re-read a stored certificate');
         }
       }
+      this.#schedule();
     };
     this.#refreshing = this.#refreshing.then(() => this.#running).then(run, run);
   }
@@ -208,7 +236,10 @@ export class AcmeManager {
     const now = Date.now();
     let next = Infinity;
     for (const [h, s] of this.#hosts) {
-      const at = s.forced ? s.retryAt : Math.max(s.dueAt, s.retryAt);
+      let at = s.forced ? s.retryAt : Math.max(s.dueAt, s.retryAt);
+      // A RenewalInfo fetch before then re-plans the host (#process → #loadStored); one
+      // that is failing is past its due time already and only waits for its retry.
+      if (!s.forced && s.failures === 0 && s.fetchAt > 0 && s.fetchAt < at) at = s.fetchAt;
       if (at <= now) {
         if (h !== this.#current && !this.#queue.includes(h)) this.#queue.push(h);
       } else if (at < next) next = at;
@@ -277,17 +308,19 @@ export class AcmeManager {
       if (err instanceof FairwayError && (err.code === 'FW_STORAGE_NOT_FOUND' || err.code === 'FW_TLS_CERT_INVALID')) return false;
       throw err;
     }
-    const dueAt = await this.#dueTime(bundle);
-    if (!evenIfDue && dueAt <= Date.now()) {
+    const plan = await this.#renewalPlan(host, s, bundle);
+    const installed = s.bundle?.serialNumber === bundle.serialNumber;
+    if (!evenIfDue && plan.dueAt <= Date.now()) {
       // Still worth serving while the renewal runs.
-      if (!s.bundle || s.bundle.serialNumber !== bundle.serialNumber) this.#install(host, s, bundle, dueAt);
+      if (installed) this.#plan(s, plan);
+      else this.#install(host, s, bundle, plan);
       return false;
     }
-    if (s.bundle?.serialNumber !== bundle.serialNumber) {
-      this.#install(host, s, bundle, dueAt);
-      this.#o.onOrder?.('from_storage');
+    if (installed) {
+      this.#plan(s, plan);
     } else {
-      s.dueAt = dueAt;
+      this.#install(host, s, bundle, plan);
+      this.#o.onOrder?.('from_storage');
     }
     return true;
   }
@@ -303,62 +336,38 @@ export class AcmeManager {
   }
 
   async #order(host: string, s: HostState): Promise<void> {
-    const ctx: AcmeCallContext = { agent: this.#agent, rateLimited: false, retryAt: undefined };
+    const ctx: AcmeCallContext = { agent: this.#agent, rateLimited: false, retryAt: undefined, problem: undefined };
     const started = Date.now();
+    // The CA gave a window for the current certificate, so it knows the one this order replaces.
+    const replaces = s.bundle && s.window !== undefined ? renewalInfoId(s.bundle.certPem) : undefined;
     try {
       const bundle = await withAcmeContext(ctx, async () => {
         const client = await this.#accountClient();
         const keyPem = this.#o.keyType === 'rsa' ? await acme.crypto.createPrivateRsaKey() : await acme.crypto.createPrivateEcdsaKey();
         const [, csr] = await acme.crypto.createCsr({ altNames: [host] }, keyPem);
-        const challenge = this.#o.settings.challenge;
-        const certPem = await client.auto({
-          csr,
-          email: this.#o.settings.email,
-          termsOfServiceAgreed: true,
-          // Our own listeners answer; a self-check through public DNS means nothing here.
-          skipChallengeVerification: true,
-          challengePriority: [challenge],
-          // Answers go to memory (this replica) and to storage (the replica the CA reaches).
-          challengeCreateFn: async (authz, listed, keyAuthorization) => {
-            const ch = listed as AcmeChallenge;
-            const storage = this.#o.storage;
-            if (ch.type === 'http-01') {
-              // Resolves once every data-plane worker answers too; acme-client tells the CA to validate after this function.
-              await this.#o.challenges.setHttp01(ch.token, keyAuthorization);
-              await storage.put(`challenges/http-01/${ch.token}`, keyAuthorization);
-            } else if (ch.type === 'tls-alpn-01') {
-              const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
-              const [, certPem] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, keyPem);
-              const pair = { certPem: certPem.toString(), keyPem };
-              await this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext(pair), pair);
-              await storage.put(`challenges/tls-alpn-01/${authz.identifier.value}.json`, JSON.stringify(pair), { secret: true });
-            }
-          },
-          challengeRemoveFn: async (authz, listed) => {
-            const ch = listed as AcmeChallenge;
-            const storage = this.#o.storage;
-            if (ch.type === 'http-01') {
-              await this.#o.challenges.deleteHttp01(ch.token);
-              await storage.delete(`challenges/http-01/${ch.token}`);
-            } else if (ch.type === 'tls-alpn-01') {
-              await this.#o.challenges.deleteAlpn(authz.identifier.value);
-              await storage.delete(`challenges/tls-alpn-01/${authz.identifier.value}.json`);
-            }
-          },
-        });
+        let certPem: string;
+        try {
+          certPem = await this.#auto(client, csr, replaces);
+        } catch (err) {
+          if (replaces === undefined || ctx.problem !== ALREADY_REPLACED) throw err;
+          this.#o.logger.info({ host, replaces }, 'the CA says this certificate was replaced already; ordering again without "replaces"');
+          ctx.problem = undefined;
+          certPem = await this.#auto(client, csr, undefined);
+        }
         const b = parseBundle(certPem, keyPem.toString(), 'acme', this.#o.settings.directory);
         await this.#o.storage.put(`certificates/${host}/key.pem`, b.keyPem, { secret: true });
         await this.#o.storage.put(`certificates/${host}/cert.pem`, b.certPem);
         return b;
       });
-      const dueAt = await this.#dueTime(bundle);
-      this.#install(host, s, bundle, dueAt);
+      const plan = await this.#renewalPlan(host, s, bundle);
+      // Before #install: its onChange re-schedules at once, and must not see a renewal still asked for.
       s.forced = false;
       s.failures = 0;
       s.retryAt = 0;
       s.lastError = undefined;
+      this.#install(host, s, bundle, plan);
       this.#o.onOrder?.('issued');
-      this.#o.logger.info({ host, notAfter: bundle.notAfter, renewal: new Date(dueAt).toISOString(), ms: Date.now() - started }, 'certificate issued over ACME');
+      this.#o.logger.info({ host, notAfter: bundle.notAfter, renewal: new Date(plan.dueAt).toISOString(), replaced: replaces, ms: Date.now() - started }, 'certificate issued over ACME');
     } catch (err) {
       if (ctx.rateLimited) {
         throw Object.assign(new FairwayError('FW_ACME_RATE_LIMITED', `${host}: ${(err as Error).message}`), { retryAt: ctx.retryAt });
@@ -367,10 +376,65 @@ export class AcmeManager {
     }
   }
 
-  #install(host: string, s: HostState, bundle: CertificateBundle, dueAt: number): void {
+  /**
+   * One order through acme-client's `auto()` (account, order, challenges, finalize), with
+   * `replaces` in the newOrder payload when given: `auto()` builds that payload itself, and
+   * `createOrder()` sends whatever payload it gets, so the order goes through a view of
+   * `client` whose `createOrder` adds the field.
+   */
+  async #auto(client: acme.Client, csr: Buffer, replaces: string | undefined): Promise<string> {
+    const challenge = this.#o.settings.challenge;
+    const orderer: acme.Client =
+      replaces === undefined
+        ? client
+        : Object.create(client, { createOrder: { value: (payload: acme.Order) => client.createOrder({ ...payload, replaces } as acme.Order) } });
+    return orderer.auto({
+      csr,
+      email: this.#o.settings.email,
+      termsOfServiceAgreed: true,
+      // Our own listeners answer; a self-check through public DNS means nothing here.
+      skipChallengeVerification: true,
+      challengePriority: [challenge],
+      // Answers go to memory (this replica) and to storage (the replica the CA reaches).
+      challengeCreateFn: async (authz, listed, keyAuthorization) => {
+        const ch = listed as AcmeChallenge;
+        const storage = this.#o.storage;
+        if (ch.type === 'http-01') {
+          // Resolves once every data-plane worker answers too; acme-client tells the CA to validate after this function.
+          await this.#o.challenges.setHttp01(ch.token, keyAuthorization);
+          await storage.put(`challenges/http-01/${ch.token}`, keyAuthorization);
+        } else if (ch.type === 'tls-alpn-01') {
+          const keyPem = (await acme.crypto.createPrivateEcdsaKey()).toString();
+          const [, certPem] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization, keyPem);
+          const pair = { certPem: certPem.toString(), keyPem };
+          await this.#o.challenges.setAlpn(authz.identifier.value, this.#o.alpnContext(pair), pair);
+          await storage.put(`challenges/tls-alpn-01/${authz.identifier.value}.json`, JSON.stringify(pair), { secret: true });
+        }
+      },
+      challengeRemoveFn: async (authz, listed) => {
+        const ch = listed as AcmeChallenge;
+        const storage = this.#o.storage;
+        if (ch.type === 'http-01') {
+          await this.#o.challenges.deleteHttp01(ch.token);
+          await storage.delete(`challenges/http-01/${ch.token}`);
+        } else if (ch.type === 'tls-alpn-01') {
+          await this.#o.challenges.deleteAlpn(authz.identifier.value);
+          await storage.delete(`challenges/tls-alpn-01/${authz.identifier.value}.json`);
+        }
+      },
+    });
+  }
+
+  #install(host: string, s: HostState, bundle: CertificateBundle, plan: RenewalPlan): void {
     s.bundle = bundle;
-    s.dueAt = dueAt;
+    this.#plan(s, plan);
     this.#o.onChange();
+  }
+
+  #plan(s: HostState, plan: RenewalPlan): void {
+    s.dueAt = plan.dueAt;
+    s.fetchAt = plan.fetchAt;
+    s.window = plan.window;
   }
 
   #failed(host: string, s: HostState, err: Error): void {
@@ -422,53 +486,71 @@ export class AcmeManager {
     return this.#client;
   }
 
-  /** When `bundle` should be renewed: inside the CA's renewal window if it offers one. */
-  async #dueTime(bundle: CertificateBundle): Promise<number> {
+  /**
+   * When `bundle` (the host's certificate, or the one about to be) should be renewed, and
+   * when to ask the CA again. Reuses the current plan while its next fetch is not due (a
+   * lock re-check, a storage refresh), and the time drawn from a window the CA repeats.
+   */
+  async #renewalPlan(host: string, s: HostState, bundle: CertificateBundle): Promise<RenewalPlan> {
+    const now = Date.now();
+    const current = s.bundle?.serialNumber === bundle.serialNumber;
+    if (current && s.fetchAt > now) return { dueAt: s.dueAt, fetchAt: s.fetchAt, window: s.window };
     const notBefore = Date.parse(bundle.notBefore);
-    const notAfter = Date.parse(bundle.notAfter);
-    const fallback = notBefore + (notAfter - notBefore) * this.#o.settings.renewAt;
+    const fallback = notBefore + (Date.parse(bundle.notAfter) - notBefore) * this.#o.settings.renewAt;
+    const poll = this.#o.renewalInfoPollMs ?? RENEWAL_INFO_POLL;
+    let answer: { window: RenewalWindow; retryAfter: string | undefined } | undefined;
     try {
-      const window = await this.#renewalWindow(bundle);
-      if (!window) return fallback;
-      const start = Date.parse(window.start);
-      const end = Date.parse(window.end);
-      if (!(end >= start)) return fallback;
-      return start + Math.random() * (end - start);
+      answer = await this.#fetchRenewalInfo(bundle);
     } catch (err) {
-      this.#o.logger.debug({ err: (err as Error).message }, 'renewalInfo unavailable; using renewAt');
-      return fallback;
+      const fetchAt = nextRenewalInfoFetch((err as { retryAfter?: string }).retryAfter, now, poll);
+      this.#o.logger.debug({ host, err: (err as Error).message, nextFetch: new Date(fetchAt).toISOString() }, 'renewalInfo unavailable; renewing at renewAt of the lifetime');
+      return { dueAt: fallback, fetchAt, window: undefined };
     }
+    if (!answer) return { dueAt: fallback, fetchAt: 0, window: undefined };
+    const { start, end, explanationUrl } = answer.window;
+    const window = `${new Date(start).toISOString()}/${new Date(end).toISOString()}`;
+    const fetchAt = nextRenewalInfoFetch(answer.retryAfter, now, poll);
+    if (current && s.window === window) return { dueAt: s.dueAt, fetchAt, window };
+    // RFC 9773 §4.2: a uniformly random time in the window (in the past: renew now).
+    const dueAt = start + Math.random() * (end - start);
+    this.#o.logger.info({ host, window, renewal: new Date(dueAt).toISOString(), nextFetch: new Date(fetchAt).toISOString(), explanationUrl }, 'the CA suggested a renewal window');
+    return { dueAt, fetchAt, window };
   }
 
-  /** RFC 9773: GET {renewalInfo}/{base64url(AKI keyIdentifier)}.{base64url(serial)}. */
-  async #renewalWindow(bundle: CertificateBundle): Promise<{ start: string; end: string } | undefined> {
+  /**
+   * RFC 9773: GET {renewalInfo}/{base64url(AKI keyIdentifier)}.{base64url(serial)}.
+   * Undefined when the CA offers no `renewalInfo` or the certificate has no AKI; rejects
+   * (with the answer's `retryAfter`, if any) when the fetch fails or the answer is invalid.
+   */
+  async #fetchRenewalInfo(bundle: CertificateBundle): Promise<{ window: RenewalWindow; retryAfter: string | undefined } | undefined> {
     if (this.#renewalInfoUrl === undefined) {
-      const directory = (await this.#getJson(this.#o.settings.directory)) as { renewalInfo?: string };
-      this.#renewalInfoUrl = directory.renewalInfo ?? null;
+      const directory = JSON.parse((await this.#get(this.#o.settings.directory)).text) as { renewalInfo?: unknown };
+      this.#renewalInfoUrl = typeof directory.renewalInfo === 'string' ? directory.renewalInfo : null;
     }
     if (!this.#renewalInfoUrl) return undefined;
     const id = renewalInfoId(bundle.certPem);
     if (!id) return undefined;
-    const info = (await this.#getJson(`${this.#renewalInfoUrl.replace(/\/$/, '')}/${id}`)) as { suggestedWindow?: { start: string; end: string } };
-    return info.suggestedWindow;
+    const res = await this.#get(`${this.#renewalInfoUrl.replace(/\/$/, '')}/${id}`);
+    try {
+      return { window: parseRenewalInfo(JSON.parse(res.text)), retryAfter: res.retryAfter };
+    } catch (err) {
+      throw Object.assign(new Error(`renewalInfo ${id}: ${(err as Error).message}`), { retryAfter: res.retryAfter });
+    }
   }
 
-  #getJson(url: string): Promise<unknown> {
+  /** One GET with this manager's trust; rejects on a status >= 300 (with its `retryAfter`) or a socket error. */
+  #get(url: string): Promise<{ text: string; retryAfter: string | undefined }> {
     return new Promise((resolve, reject) => {
       const req = httpsRequest(url, { agent: this.#agent, timeout: 10_000 }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
         res.on('end', () => {
-          if ((res.statusCode ?? 500) >= 300) reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
-          else {
-            try {
-              resolve(JSON.parse(text));
-            } catch (err) {
-              reject(err as Error);
-            }
-          }
+          const retryAfter = res.headers['retry-after'];
+          if ((res.statusCode ?? 500) >= 300) reject(Object.assign(new Error(`GET ${url}: HTTP ${res.statusCode}`), { retryAfter }));
+          else resolve({ text, retryAfter });
         });
+        res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));
       req.on('error', reject);

@@ -49,6 +49,8 @@ export interface CertificateManagerOptions {
   readonly onDefaultChange: () => void;
   /** acme-client polling while an order is pending (tests make it fast). */
   readonly acmePollMs?: { min: number; max: number };
+  /** Bounds on the CA's RenewalInfo `Retry-After` (default 1 minute – 1 day; tests shorten them). */
+  readonly acmeRenewalInfoPollMs?: { min: number; max: number };
 }
 
 export class CertificateManager {
@@ -172,6 +174,7 @@ export class CertificateManager {
       onChange: () => this.#rebuild(),
       onOrder: (result) => metrics.acmeOrders.inc({ result }),
       pollMs: this.#o.acmePollMs,
+      renewalInfoPollMs: this.#o.acmeRenewalInfoPollMs,
     });
     this.#o.challenges.share(this.#acme.shared);
   }

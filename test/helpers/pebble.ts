@@ -157,6 +157,23 @@ export function trustPebble(caBundle: string): () => void {
   };
 }
 
+/**
+ * A throwaway CA and a `localhost`/`127.0.0.1` server certificate it signed (PEM), as
+ * Pebble's listeners get, for a test's own HTTPS server that a client trusts by `ca`.
+ */
+export async function localhostCertificate(): Promise<{ ca: string; cert: string; key: string }> {
+  const openssl = findExecutable('openssl');
+  if (!openssl) throw new Error('openssl is not installed: apt-get install -y openssl');
+  const dir = await mkdtemp(join(tmpdir(), 'fairway-cert-'));
+  try {
+    const files = await makeListenerCertificate(dir, openssl);
+    const [ca, cert, key] = await Promise.all([files.ca, files.cert, files.key].map((f) => readFile(f, 'utf8')));
+    return { ca: ca!, cert: cert!, key: key! };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Makes a throwaway CA and a `localhost`/`127.0.0.1` server certificate for Pebble's listeners. */
 async function makeListenerCertificate(dir: string, openssl: string): Promise<{ ca: string; cert: string; key: string }> {
   const caKey = join(dir, 'ca.key');

@@ -47,7 +47,7 @@ export interface Answer {
 const LISTEN = 'listen:\n  http: 127.0.0.1:0\n  admin: 127.0.0.1:0\n  builder: 127.0.0.1:0\n';
 
 /** `yaml` may use `{{http}}`/`{{admin}}`; listeners default to ephemeral loopback ports. */
-export async function startTestRouter(yaml: string, options: { dir?: string; acmePollMs?: { min: number; max: number }; kubernetes?: KubernetesOptions } = {}): Promise<TestRouter> {
+export async function startTestRouter(yaml: string, options: { dir?: string; acmePollMs?: { min: number; max: number }; acmeRenewalInfoPollMs?: { min: number; max: number }; kubernetes?: KubernetesOptions } = {}): Promise<TestRouter> {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'fairway-test-'));
   const configFile = path.join(dir, 'fairway.yaml');
   if (!/^listen:/m.test(yaml)) yaml = `${LISTEN}${yaml}`;
@@ -60,7 +60,7 @@ export async function startTestRouter(yaml: string, options: { dir?: string; acm
       done();
     },
   });
-  const router = await startRouter({ configFile, logDestination: destination, processMetrics: false, acmePollMs: options.acmePollMs, kubernetes: options.kubernetes });
+  const router = await startRouter({ configFile, logDestination: destination, processMetrics: false, acmePollMs: options.acmePollMs, acmeRenewalInfoPollMs: options.acmeRenewalInfoPollMs, kubernetes: options.kubernetes });
   const agent = new Agent({ keepAliveTimeout: 1000 });
   const http = `http://127.0.0.1:${router.httpAddress.port}`;
   const admin = `http://127.0.0.1:${router.adminAddress.port}`;
