@@ -247,6 +247,8 @@ export interface TlsSettings {
   readonly certificates: readonly CertificateFiles[];
   /** Served for unknown or missing SNI; a self-signed certificate when unset. */
   readonly platformCertificate: CertificateFiles | undefined;
+  /** Offer HTTP/2 (ALPN `h2`) on the HTTPS listener; false: HTTP/1.1 only. Read at each handshake. */
+  readonly http2: boolean;
   readonly acme: AcmeSettings | undefined;
 }
 

@@ -22,6 +22,7 @@ t.test('defaults apply to every optional key', async (t) => {
   t.same(c.settings.requestLogs, { perApp: { entries: 1000, maxBytes: 8 * 1024 * 1024 }, ship: undefined });
   t.same(c.settings.limits, { maxBodySize: 100 * 1024 * 1024, maxHeaderSize: 16384, maxHeadersCount: 100, maxUrlLength: 8192, maxConnectionsPerClient: 0 });
   t.equal(c.settings.accessLog, true);
+  t.equal(c.settings.tls.http2, true, 'HTTP/2 is offered on listen.https unless tls.http2 is false');
   t.equal(c.stateFile, '/x/f.state.json');
 });
 
@@ -60,6 +61,9 @@ const badFiles: [string, string, string[]][] = [
     'apps: {\n web: [\n',
     ['f.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]',
       'f.yaml:3:1: Flow map in block collection must be sufficiently indented and end with a }']],
+  ['tls.http2 is a boolean',
+    'tls:\n  http2: yes please\n',
+    ['f.yaml:2:10: tls.http2: must be true or false']],
   ['duplicate keys are a syntax error',
     'apps: {}\napps: {}\n',
     ['f.yaml:2:1: Map keys must be unique']],

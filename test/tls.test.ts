@@ -74,12 +74,13 @@ t.test('a configured platform certificate is the default for unknown and missing
   t.equal((await hello(port, { servername: 'a.test' })).cert.serialNumber, serial(certA), 'own certificates still win');
 });
 
-t.test('TLS 1.2 and 1.3 only, AEAD suites only, ALPN http/1.1, sessions resume', async (t) => {
+t.test('TLS 1.2 and 1.3 only, AEAD suites only, ALPN h2 or http/1.1, sessions resume', async (t) => {
   const r = await router();
   const port = httpsPort(r);
   const v13 = await hello(port, { servername: 'a.test', ALPNProtocols: ['h2', 'http/1.1'] });
   t.equal(v13.protocol, 'TLSv1.3');
-  t.equal(v13.alpn, 'http/1.1');
+  t.equal(v13.alpn, 'h2', 'HTTP/2 when offered (test/http2.test.ts)');
+  t.equal((await hello(port, { servername: 'a.test', ALPNProtocols: ['http/1.1'] })).alpn, 'http/1.1');
   const v12 = await hello(port, { servername: 'a.test', maxVersion: 'TLSv1.2' });
   t.equal(v12.protocol, 'TLSv1.2');
   await t.rejects(hello(port, { servername: 'a.test', maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }), 'TLS 1.1 is refused');

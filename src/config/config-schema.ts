@@ -170,6 +170,7 @@ const tls = z.strictObject({
   platformCertificate: certificatePair.optional(),
   sslEnforce: z.boolean({ error: 'must be true or false' }).default(false),
   hsts: hstsSetting.default(false),
+  http2: z.boolean({ error: 'must be true or false' }).default(true),
   acme: acme.optional(),
 });
 

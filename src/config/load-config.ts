@@ -258,6 +258,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
         keyType: cfg.tls.keyType,
         certificates: cfg.tls.certificates.map(files),
         platformCertificate: cfg.tls.platformCertificate ? files(cfg.tls.platformCertificate) : undefined,
+        http2: cfg.tls.http2,
         acme: cfg.tls.acme && {
           ...cfg.tls.acme,
           email: cfg.tls.acme.email,

@@ -22,6 +22,11 @@
  * and take the same path, ending in an {@link UpgradeExchange} (the tunnel) instead of a
  * proxy exchange. Tunnels outlive table swaps; `close()` ends them after the drain time.
  *
+ * HTTP/2 (`tls.http2`): the HTTPS listener's connections whose ALPN chose `h2` are
+ * sessions of {@link Http2Sessions}; the head of each of their requests is put in HTTP/1.1
+ * form ({@link translateHttp2Head}) and the request takes the same path, answered through
+ * an {@link Http2Response}. Draining sends them GOAWAY; the drain deadline cuts their streams.
+ *
  * Draining ({@link DrainingListener}, driven by the shutdown sequence): `beginDrain()`
  * turns keep-alive off — every response from then on, and every response in flight whose
  * head is not sent yet, goes out with `Connection: close` (one boolean read per request)
@@ -63,6 +68,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Http2ServerRequest, constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -80,10 +86,13 @@ import { ClientConnectionLimit } from './client-connection-limit.js';
 import { CUT_GRACE_MS, NOTHING_CUT, settlesWithin, type DrainCut, type DrainingListener } from './draining-listener.js';
 import { EndpointHealth } from './endpoint-health.js';
 import { BUILTIN_PAGES } from './error-pages.js';
+import type { Http2Response } from './http2-response.js';
+import { Http2Sessions } from './http2-sessions.js';
 import { BodyLimit, ProxyExchange, type ExchangeContext, type ForwardRequest, type VersionPickReason } from './proxy-exchange.js';
 import { ProxyProtocolGate } from './proxy-protocol-gate.js';
 import { normalizeHost, RouteTable, type VersionRoute } from './route-table.js';
 import { stampRequestIds } from './stamp-request-ids.js';
+import { translateHttp2Head } from './translate-http2-head.js';
 import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
 import { TunnelSet } from './tunnel-set.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -163,6 +172,10 @@ export class DataPlane implements DrainingListener {
   /** `timeouts.clientIdle`, ms: the longest pause of a request body. */
   #clientIdle = 60_000;
   #https: HttpsServer | undefined;
+  /** The HTTPS listener's HTTP/2 connections (with the listener). */
+  #http2: Http2Sessions | undefined;
+  /** `tls.http2`: ALPN may choose `h2` (read at each handshake). */
+  #offerHttp2 = true;
   #table: RouteTable | undefined;
   #stickyKey: Buffer;
   #ctx: ExchangeContext;
@@ -206,6 +219,8 @@ export class DataPlane implements DrainingListener {
     const s = snapshot.settings;
     configureServer(this.#server, s);
     if (this.#https !== undefined) configureServer(this.#https, s);
+    this.#http2?.configure(s.timeouts.clientKeepAlive);
+    this.#offerHttp2 = s.tls.http2;
     this.#httpLimit.configure(s.limits.maxConnectionsPerClient);
     this.#httpsLimit.configure(s.limits.maxConnectionsPerClient);
     this.#clientIdle = s.timeouts.clientIdle;
@@ -253,14 +268,17 @@ export class DataPlane implements DrainingListener {
   }
 
   /**
-   * Opens the HTTPS listener: certificates by SNI from the store, `http/1.1` by ALPN,
-   * and `acme-tls/1` answered with the challenge certificate while a TLS-ALPN-01
-   * challenge for that name is pending.
+   * Opens the HTTPS listener: certificates by SNI from the store; by ALPN `h2` when the
+   * client offers it and `tls.http2` is on (an {@link Http2Sessions} session), else
+   * `http/1.1`; and `acme-tls/1` answered with the challenge certificate while a
+   * TLS-ALPN-01 challenge for that name is pending.
    */
   async listenHttps(host: string, port: number, maxHeaderSize: number): Promise<AddressInfo> {
     const store = this.#certificates;
     const challenges = this.#challenges;
     const stats = this.#stats.tls;
+    // The callbacks' `this` is the TLS socket.
+    const plane = this;
     const server = createHttpsServer({
       ...store.serverOptions(),
       ...SERVER_OPTIONS,
@@ -271,6 +289,7 @@ export class DataPlane implements DrainingListener {
           (this as TLSSocket & { [ALPN_CHALLENGE]?: true })[ALPN_CHALLENGE] = true;
           return ACME_TLS_ALPN;
         }
+        if (plane.#offerHttp2 && protocols.includes('h2')) return 'h2';
         return protocols.includes('http/1.1') ? 'http/1.1' : undefined;
       },
       SNICallback(this: TLSSocket, servername: string, done: (err: Error | null, ctx?: SecureContext) => void) {
@@ -287,6 +306,9 @@ export class DataPlane implements DrainingListener {
       },
     } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
     this.#renewSessionTickets(server);
+    // First, so that it takes over node:https's own handling of `h2` connections only.
+    const http2 = new Http2Sessions(maxHeaderSize, this.#onHttp2Request);
+    http2.guard(server);
     server.on('clientError', this.#onClientError);
     server.on('upgrade', this.#onUpgrade);
     // The PROXY header precedes the ClientHello: read from the raw socket, then handed to TLS.
@@ -304,7 +326,11 @@ export class DataPlane implements DrainingListener {
       stats.handshakeErrors++;
     });
     this.#https = server;
-    if (this.#table !== undefined) configureServer(server, this.#table.snapshot.settings);
+    this.#http2 = http2;
+    if (this.#table !== undefined) {
+      configureServer(server, this.#table.snapshot.settings);
+      http2.configure(this.#table.snapshot.settings.timeouts.clientKeepAlive);
+    }
     const address = await listenOn(server, host, port);
     this.#httpsPort = String(address.port);
     this.#httpsPortSuffix = address.port === 443 ? '' : `:${address.port}`;
@@ -337,6 +363,8 @@ export class DataPlane implements DrainingListener {
       const res = responseOn(socket);
       if (res !== undefined && !res.headersSent) res.shouldKeepAlive = false;
     }
+    // HTTP/2's way of saying the same: GOAWAY (streams in flight finish).
+    this.#http2?.beginDrain();
   }
 
   /**
@@ -375,6 +403,7 @@ export class DataPlane implements DrainingListener {
   #cut(servers: readonly Server[]): DrainCut {
     let requests = 0;
     for (const socket of this.#connections) if (responseOn(socket) !== undefined) requests++;
+    requests += this.#http2?.cut() ?? 0;
     for (const s of servers) s.closeAllConnections();
     // Upgraded connections are not the HTTP server's to close (but its close waits for them).
     const tunnels = this.#tunnels.size;
@@ -417,7 +446,21 @@ export class DataPlane implements DrainingListener {
       const token = AcmeChallenges.tokenOf(req.url!);
       if (token !== undefined && this.#answerChallenge(req, res, started, token)) return;
     }
-    this.#route(req, res, started, https);
+    this.#route(req, res, started, https, req.rawHeaders, undefined);
+  };
+
+  /**
+   * An HTTP/2 request (a stream of an {@link Http2Sessions} session): its head in HTTP/1.1
+   * form ({@link translateHttp2Head}), then the same path as any HTTPS request. Node's
+   * compatibility request and the {@link Http2Response} offer what that path reads and
+   * writes of node:http's request and response (see their module comments); the few
+   * differences are decided by `proto` there, in branches an HTTP/1.1 request reaches only
+   * with a body (or a version other than 1.x).
+   */
+  readonly #onHttp2Request = (req: Http2ServerRequest, res: Http2Response): void => {
+    const started = performance.now();
+    const raw = translateHttp2Head(req.rawHeaders, !req.stream.endAfterHeaders);
+    this.#route(req as unknown as IncomingMessage, res as unknown as ServerResponse, started, true, raw, 'h2');
   };
 
   /** Answers an HTTP-01 validation from memory, or from shared storage; false if neither can have it. */
@@ -434,22 +477,22 @@ export class DataPlane implements DrainingListener {
     const shared = this.#challenges.shared;
     if (!shared) return false;
     shared.http01(token).then(
-      (answer) => (answer === undefined ? this.#route(req, res, started, false) : send(answer)),
-      () => this.#route(req, res, started, false),
+      (answer) => (answer === undefined ? this.#route(req, res, started, false, req.rawHeaders, undefined) : send(answer)),
+      () => this.#route(req, res, started, false, req.rawHeaders, undefined),
     );
     return true;
   }
 
-  #route(req: IncomingMessage, res: ServerResponse, started: number, https: boolean): void {
+  /** `raw`: the request's header fields as HTTP/1.1 carries them; `proto`: `h2` for HTTP/2 requests, undefined for HTTP/1.x. */
+  #route(req: IncomingMessage, res: ServerResponse, started: number, https: boolean, raw: readonly string[], proto: 'h2' | undefined): void {
     // The connection's peer (PROXY-declared or TCP); the request's client is decided once the headers are read.
     const peer = peerAddressOf(req.socket);
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, peer, 'FW_NOT_READY', 'not_ready');
     const limits = table.snapshot.settings.limits;
     // What Node's parser lets through but the router does not forward: HTTP/0.9 and 2+ request lines, over-long targets.
-    if (req.httpVersionMajor !== 1) return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
+    if (req.httpVersionMajor !== 1 && proto === undefined) return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
     if (req.url!.length > limits.maxUrlLength) return this.#answer(req, res, started, peer, 'FW_URL_TOO_LONG', 'url_too_long', undefined, undefined, undefined, undefined, true);
-    const raw = req.rawHeaders;
     if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, peer, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
 
     // One pass over the raw headers: keep what is forwarded, note what routing needs.
@@ -492,7 +535,7 @@ export class DataPlane implements DrainingListener {
       headers.push(name, value);
     }
     // HTTP/1.0 has no chunked coding: a Transfer-Encoding there is faulty framing (RFC 9112 §6.1).
-    if (ambiguous || (chunked && req.httpVersionMinor === 0)) {
+    if (ambiguous || (chunked && req.httpVersionMinor === 0 && proto === undefined)) {
       return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
     }
     // The client ({@link ClientAddress}): the peer, unless the peer is a trusted proxy and its X-Forwarded-For names another.
@@ -562,7 +605,10 @@ export class DataPlane implements DrainingListener {
       // Piped from the request once its first chunk is parsed (see the end of this method).
       body = new BodyLimit(app.maxBodySize);
     }
-    if (body !== null) watchBodyIdle(req, this.#clientIdle);
+    if (body !== null) {
+      if (proto === undefined) watchBodyIdle(req, this.#clientIdle);
+      else watchStreamIdle(req as unknown as Http2ServerRequest, this.#clientIdle);
+    }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
     headers.push(
       'x-forwarded-for', forwardedFor,
@@ -573,7 +619,7 @@ export class DataPlane implements DrainingListener {
     );
     const fwd: ForwardRequest = {
       method: req.method!, path, headers, host, requestId, clientIp, body, hsts: https ? app.hsts : undefined,
-      https, pick, stick: app.sticky !== undefined && pick !== 'header', pinned,
+      https, pick, stick: app.sticky !== undefined && pick !== 'header', pinned, proto,
       // A coding for the response when the app compresses and the client accepts one (never for HEAD or HTTP/1.0, as nginx's gzip_http_version 1.1).
       encoding: acceptEncoding !== undefined && app.compression !== undefined && req.method !== 'HEAD' && (req.httpVersionMinor > 0 || req.httpVersionMajor > 1)
         ? app.compression.negotiate(acceptEncoding) : undefined,
@@ -585,8 +631,9 @@ export class DataPlane implements DrainingListener {
       return;
     }
     const exchange = new ProxyExchange(res, fwd, app, version, this.#ctx, started);
-    if (chunked) startOnFirstChunk(req, body as BodyLimit, exchange);
-    else exchange.start();
+    if (!chunked) exchange.start();
+    else if (proto === undefined) startOnFirstChunk(req, body as BodyLimit, exchange);
+    else streamHttp2Body(req as unknown as Http2ServerRequest, body as BodyLimit, exchange);
   }
 
   /**
@@ -612,6 +659,7 @@ export class DataPlane implements DrainingListener {
     this.#ctx.accessLog?.info({
       reqId: requestId, app, version, method: req.method, host, path: req.url, status,
       duration: Math.round(seconds * 1e6) / 1e3, clientIp, error: code,
+      proto: req instanceof Http2ServerRequest ? 'h2' : undefined, // omitted for HTTP/1.x
     });
   }
 
@@ -673,7 +721,39 @@ function startOnFirstChunk(req: IncomingMessage, limit: BodyLimit, exchange: Pro
   };
 }
 
+/**
+ * Streams an HTTP/2 request body of unknown length to `exchange` through `limit`, and
+ * starts the exchange at once (nghttp2 checked the framing: there is no first chunk to
+ * wait for). A client that resets the stream ends the request readable as if the body
+ * were complete: the upstream request is failed instead, so its endpoint sees a body cut
+ * short, as on HTTP/1.1.
+ */
+function streamHttp2Body(req: Http2ServerRequest, limit: BodyLimit, exchange: ProxyExchange): void {
+  limit.on('error', ignore);
+  req.once('aborted', () => limit.destroy(new FairwayError('FW_BAD_REQUEST', 'the request body was cut short')));
+  req.pipe(limit);
+  exchange.start();
+}
+
 function ignore(): void {}
+
+/**
+ * `timeouts.clientIdle` for an HTTP/2 request body: the stream (not the connection, which
+ * other streams share) is reset with CANCEL when no frame of it arrives or leaves for
+ * `ms`. Off again at the body's end.
+ */
+function watchStreamIdle(req: Http2ServerRequest, ms: number): void {
+  req.stream.setTimeout(ms, cancelStream);
+  req.once('end', endStreamIdle);
+}
+
+function cancelStream(this: ServerHttp2Stream): void {
+  this.close(http2Constants.NGHTTP2_CANCEL);
+}
+
+function endStreamIdle(this: Http2ServerRequest): void {
+  this.stream?.setTimeout(0);
+}
 
 /**
  * `timeouts.clientIdle` for a request body: the socket is cut when no byte arrives for `ms`

@@ -80,6 +80,8 @@ export interface ForwardRequest {
   readonly pinned: VersionRoute | undefined;
   /** The coding to compress the response with, if it qualifies (the client accepts it and the app compresses). */
   readonly encoding?: Encoding;
+  /** `h2` for an HTTP/2 request (the access log's `proto`); undefined for HTTP/1.x. */
+  readonly proto?: 'h2' | undefined;
 }
 
 export interface ExchangeContext {
@@ -322,6 +324,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         upstreamDuration: Math.round((now - this.#upstreamStarted) * 1e3) / 1e3,
         clientIp: fwd.clientIp,
         attempts: (this.#tried?.length ?? 0) + 1,
+        proto: fwd.proto, // omitted for HTTP/1.x
         error, // omitted from the line when undefined
         code: this.#errorCode, // likewise
       });
