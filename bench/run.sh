@@ -51,6 +51,8 @@
 #                          load through HAProxy with and without send-proxy; see bench/README.md)
 #   BENCH_MODE=compression  what response compression costs (bench/compression.sh: a 2 KB JSON
 #                          answer with and without Accept-Encoding gzip / br; see bench/README.md)
+#   BENCH_MODE=memory      RSS of Fairway with 10,000 hosts and --workers 2, idle and under load,
+#                          next to nginx with 10,000 server_names (bench/memory.sh; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -64,7 +66,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     kubernetes) exec bash "$BENCH_DIR/kubernetes.sh" "$@" ;;
     proxy-protocol) exec bash "$BENCH_DIR/proxy-protocol.sh" "$@" ;;
     compression) exec bash "$BENCH_DIR/compression.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol or compression)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    memory) exec bash "$BENCH_DIR/memory.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression or memory)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 
@@ -247,10 +250,11 @@ spawn() {
   eval "PID_${name//-/_}=$!"
 }
 
-# Waits until a proxy (or the origin) answers 200 with the origin's 100 bytes.
+# Waits until a proxy (or the origin) answers 200 with the origin's 100 bytes, for up to
+# SECONDS (default 15). Usage: wait_ready NAME PORT [SECONDS]
 wait_ready() {
-  local name=$1 port=$2
-  if ! node "$BENCH_DIR/lib/probe.mjs" wait "http://127.0.0.1:$port/" "$HOST_HEADER" 15 2>"$TMP/$name.probe"; then
+  local name=$1 port=$2 seconds=${3:-15}
+  if ! node "$BENCH_DIR/lib/probe.mjs" wait "http://127.0.0.1:$port/" "$HOST_HEADER" "$seconds" 2>"$TMP/$name.probe"; then
     log "$name did not answer correctly on 127.0.0.1:$port: $(cat "$TMP/$name.probe")"
     [ -s "$LOGS/$name.err" ] && log "$name stderr: $(tail -n 5 "$LOGS/$name.err" | tr '\n' ' ')"
     return 1
@@ -459,6 +463,7 @@ EOF
 }
 
 # --- proxy: Fairway with 10,000 hosts: the bench app plus 9,999 apps of one host each ---
+# One process (`--workers 1`), or FAIRWAY_10K_WORKERS data-plane workers (bench/memory.sh).
 start_fairway_10k() {
   mkdir -p "$TMP/fairway-10k"
   {
@@ -478,8 +483,9 @@ apps:
 EOF
     awk -v a="$ORIGIN_A_PORT" 'BEGIN { for (i = 1; i < 10000; i++) printf "  app-%d:\n    domains: [app-%d.bench.test]\n    versions:\n      v1: { weight: 1, endpoints: [\"127.0.0.1:%s\"] }\n", i, i, a }'
   } >"$TMP/fairway-10k/fairway.yaml"
-  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway-10k/fairway.yaml"
-  wait_ready fairway-10k "$FAIRWAY_10K_PORT"
+  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "$ROOT/dist/cli.js" serve --workers "${FAIRWAY_10K_WORKERS:-1}" --config "$TMP/fairway-10k/fairway.yaml"
+  # Parsing 10,000 apps takes seconds, more on a busy machine.
+  wait_ready fairway-10k "$FAIRWAY_10K_PORT" 60
 }
 
 port_of() {

@@ -11,8 +11,9 @@
  *    listen). The worker builds its data plane, applies that state, opens the listeners
  *    (shared with the other workers through node:cluster) and answers `listening`.
  * 2. Updates follow in the order they happened in the primary (IPC keeps order):
- *    `snapshot` (answered `applied`), `certificates`, `sticky-key`, `sinks`, and ACME
- *    `challenge` changes (answered `ack` once the answer is served).
+ *    `snapshot` (answered `applied`), `certificates`, `sticky-key` (followed by the live
+ *    `snapshot`: a worker keeps no AppSpec to recompile with the new key), `sinks`, and
+ *    ACME `challenge` changes (answered `ack` once the answer is served).
  * 3. The worker sends `counters` every {@link COUNTER_PUSH_MS} and when asked (`collect`),
  *    and `access-log` batches while the primary's per-app logs or shipper are on.
  * 4. Stop: `begin-drain`, then `close` (drain timeout) → the worker drains, sends its last

@@ -45,7 +45,7 @@ export class EndpointHealth implements OutlierEvents, HealthCheckEvents {
   reconcile(table: RouteTable): void {
     this.#table = table;
     this.#checker.reconcile(table);
-    this.budgets.retainOnly(new Set(table.snapshot.apps.map((a) => a.name)));
+    this.budgets.retainOnly((app) => table.app(app) !== undefined);
   }
 
   ejected(app: string, version: string, upstream: Upstream, ms: number): void {
@@ -83,15 +83,15 @@ export class EndpointHealth implements OutlierEvents, HealthCheckEvents {
   renderMetrics(): string {
     const rows: UnavailableRow[] = [];
     const table = this.#table;
-    for (const spec of table?.snapshot.apps ?? []) {
-      for (const v of table!.app(spec.name)?.versions ?? []) {
+    for (const app of table?.apps() ?? []) {
+      for (const v of app.versions) {
         let ejected = 0;
         let unhealthy = 0;
         for (const u of v.upstreams) {
           if (u.ejected) ejected++;
           else if (u.failingChecks > 0) unhealthy++;
         }
-        if (ejected + unhealthy > 0) rows.push({ app: spec.name, version: v.name, ejected, unhealthy });
+        if (ejected + unhealthy > 0) rows.push({ app: app.name, version: v.name, ejected, unhealthy });
       }
     }
     return this.stats.render(rows, [...this.budgets.entries()].map(([app, b]) => [app, b.exhausted] as const));

@@ -41,20 +41,18 @@ export class HealthChecker {
   /** Probes exactly the (app, endpoint, check) triples of `table`. */
   reconcile(table: RouteTable): void {
     const seen = new Set<string>();
-    for (const spec of table.snapshot.apps) {
-      const check = spec.endpointHealth?.healthCheck;
-      const route = check && table.app(spec.name);
-      if (!check || !route) continue;
-      const host = spec.domains.find((d) => !d.startsWith('*.')) ?? spec.domains[0]?.slice(2);
+    for (const route of table.apps()) {
+      if (route.healthCheck === undefined) continue;
+      const { check, host } = route.healthCheck;
       const checkKey = JSON.stringify([check.path, check.interval, check.timeout, check.healthyThreshold, check.unhealthyThreshold, host]);
       for (const version of route.versions) {
         for (const upstream of version.upstreams) {
-          const key = `${spec.name}\u0000${upstream.key}\u0000${checkKey}`;
+          const key = `${route.name}\u0000${upstream.key}\u0000${checkKey}`;
           if (seen.has(key)) continue;
           seen.add(key);
           const running = this.#probes.get(key);
           if (running) running.target(upstream);
-          else this.#probes.set(key, new Probe(spec.name, version.name, upstream, host, check, this.#events));
+          else this.#probes.set(key, new Probe(route.name, version.name, upstream, host, check, this.#events));
         }
       }
     }
