@@ -60,6 +60,8 @@
 #                          answer with and without Accept-Encoding gzip / br; see bench/README.md)
 #   BENCH_MODE=workers     Fairway with 1 and 2 workers against nginx with 1 and 2 workers (bench/workers.sh:
 #                          plain HTTP, HTTPS keep-alive, resumed TLS connections; see bench/README.md)
+#   BENCH_MODE=memory      RSS of Fairway with 10,000 hosts and --workers 2, idle and under load,
+#                          next to nginx with 10,000 server_names (bench/memory.sh; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -74,7 +76,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     proxy-protocol) exec bash "$BENCH_DIR/proxy-protocol.sh" "$@" ;;
     compression) exec bash "$BENCH_DIR/compression.sh" "$@" ;;
     workers) exec bash "$BENCH_DIR/workers.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression or workers)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    memory) exec bash "$BENCH_DIR/memory.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression, workers or memory)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 
@@ -259,10 +262,11 @@ spawn() {
   eval "PID_${name//-/_}=$!"
 }
 
-# Waits until a proxy (or the origin) answers 200 with the origin's 100 bytes.
+# Waits until a proxy (or the origin) answers 200 with the origin's 100 bytes, for up to
+# SECONDS (default 15). Usage: wait_ready NAME PORT [SECONDS]
 wait_ready() {
-  local name=$1 port=$2
-  if ! node "$BENCH_DIR/lib/probe.mjs" wait "http://127.0.0.1:$port/" "$HOST_HEADER" 15 2>"$TMP/$name.probe"; then
+  local name=$1 port=$2 seconds=${3:-15}
+  if ! node "$BENCH_DIR/lib/probe.mjs" wait "http://127.0.0.1:$port/" "$HOST_HEADER" "$seconds" 2>"$TMP/$name.probe"; then
     log "$name did not answer correctly on 127.0.0.1:$port: $(cat "$TMP/$name.probe")"
     [ -s "$LOGS/$name.err" ] && log "$name stderr: $(tail -n 5 "$LOGS/$name.err" | tr '\n' ' ')"
     return 1
@@ -479,6 +483,7 @@ EOF
 }
 
 # --- proxy: Fairway with 10,000 hosts: the bench app plus 9,999 apps of one host each ---
+# One process (`--workers 1`), or FAIRWAY_10K_WORKERS data-plane workers (bench/memory.sh).
 start_fairway_10k() {
   mkdir -p "$TMP/fairway-10k"
   {
@@ -500,8 +505,9 @@ EOF
   } >"$TMP/fairway-10k/fairway.yaml"
   local node_flags=()
   [ -z "${BENCH_NODE_FLAGS:-}" ] || read -r -a node_flags <<<"$BENCH_NODE_FLAGS"
-  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers 1 --config "$TMP/fairway-10k/fairway.yaml"
-  wait_ready fairway-10k "$FAIRWAY_10K_PORT"
+  spawn fairway-10k /dev/null "${PIN_PROXY[@]}" node "${node_flags[@]}" "$ROOT/dist/cli.js" serve --workers "${FAIRWAY_10K_WORKERS:-1}" --config "$TMP/fairway-10k/fairway.yaml"
+  # Parsing 10,000 apps takes seconds, more on a busy machine.
+  wait_ready fairway-10k "$FAIRWAY_10K_PORT" 60
 }
 
 port_of() {

@@ -109,7 +109,7 @@ t.test('tables share pools for the same endpoint and the registry retires the re
   const first = table();
   t.teardown(() => first.registry.close(true));
   t.equal(first.registry.size, 6);
-  const second = new RouteTable({ ...first.table.snapshot, generation: 2, apps: config.apps.filter((a) => a.name === 'web') }, first.registry, new RequestStats());
+  const second = new RouteTable({ ...first.table.snapshot!, generation: 2, apps: config.apps.filter((a) => a.name === 'web') }, first.registry, new RequestStats());
   const shared = [...second.upstreams].every((u) => first.table.upstreams.has(u));
   t.ok(shared, 'same Upstream objects, so warm connections survive a swap');
   first.registry.retainOnly(second.upstreams);

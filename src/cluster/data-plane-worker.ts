@@ -24,6 +24,11 @@
  * - SIGTERM and SIGINT are ignored (a terminal's Ctrl-C reaches the whole process group):
  *   the primary drives the stop (`begin-drain`, `close`). If the primary goes away (the
  *   IPC channel closes), the worker drains for {@link ORPHAN_DRAIN_MS} and exits.
+ * - Memory: nothing of a message is kept beyond what the data plane compiled from it: the
+ *   route table keeps no AppSpec of the snapshot copies it gets (`keepSnapshots: false`),
+ *   and since a deserialised `Uint8Array` is a view of the whole message's buffer (the
+ *   `start` one carries 10,000 apps in a few MB), keys are copied out and the `start`
+ *   message itself is not kept.
  */
 import cluster from 'node:cluster';
 import { DataPlane } from '../data/data-plane.js';
@@ -78,7 +83,8 @@ class DataPlaneWorker {
   readonly #sampler = new ProcessSampler();
   readonly #forwarder: AccessLogForwarder;
   readonly #dataPlane: DataPlane;
-  readonly #start: StartMessage;
+  /** Where to listen and the generation `start` carried (the rest of that message is not kept). */
+  readonly #listenAt: Pick<StartMessage, 'http' | 'https' | 'maxHeaderSize'> & { readonly generation: number };
   /** Bundles by the primary's id: the same id keeps the same object, so its TLS context is reused. */
   #bundles = new Map<number, PemPair>();
   #fallback = 0;
@@ -88,7 +94,7 @@ class DataPlaneWorker {
   #closing = false;
 
   constructor(start: StartMessage) {
-    this.#start = start;
+    this.#listenAt = { http: start.http, https: start.https, maxHeaderSize: start.maxHeaderSize, generation: start.snapshot.generation };
     this.#logger = createLogger({ level: start.logLevel, sharedStdout: true }).child({ worker: cluster.worker?.id, pid: process.pid });
     this.#store = new CertificateStore<PemPair>(Buffer.from(start.ticketKeys));
     this.#forwarder = new AccessLogForwarder(start.sinks);
@@ -101,6 +107,8 @@ class DataPlaneWorker {
       stickyKey: Buffer.from(start.stickyKey),
       accessLogSinks: [this.#forwarder],
       remoteHealthChecks: true,
+      // Each snapshot is a fresh copy: the table keeps only what it compiled (the pool sends the snapshot again after a new sticky key).
+      keepSnapshots: false,
     });
     this.#primaryChallenges = new PrimaryChallenges((message) => send(message), (pair) => this.#store.contextFor(pair));
     this.#certificates(start.certificates);
@@ -112,11 +120,11 @@ class DataPlaneWorker {
   }
 
   async listen(): Promise<void> {
-    const { http, https, maxHeaderSize } = this.#start;
+    const { http, https, maxHeaderSize, generation } = this.#listenAt;
     try {
       const httpAddress = await this.#dataPlane.listen(http.host, http.port);
       const httpsAddress = https ? await this.#dataPlane.listenHttps(https.host, https.port, maxHeaderSize) : undefined;
-      send({ type: 'applied', generation: this.#start.snapshot.generation });
+      send({ type: 'applied', generation });
       send({ type: 'listening', http: httpAddress, https: httpsAddress });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;

@@ -11,7 +11,8 @@
  *    listen). The worker builds its data plane, applies that state, opens the listeners
  *    (shared with the other workers through node:cluster) and answers `listening`.
  * 2. Updates follow in the order they happened in the primary (IPC keeps order):
- *    `snapshot` (answered `applied`), `certificates`, `sticky-key`, `sinks`, ACME
+ *    `snapshot` (answered `applied`), `certificates`, `sticky-key` (followed by the live
+ *    `snapshot`: a worker keeps no AppSpec to recompile with the new key), `sinks`, ACME
  *    `challenge` changes (answered `ack` once the answer is served), whether the ACME
  *    answers are shared through storage (`challenge-sharing`), and `health-marks` (the
  *    results of the active health checks, which only the primary runs).

@@ -197,9 +197,15 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
     await this.#await(behind, (msg) => msg.type === 'applied' && msg.generation >= g, 'snapshot');
   }
 
+  /**
+   * Sends the key to every worker, then the live snapshot: a worker keeps no AppSpec, so it
+   * recompiles its table with the key from that. The same key again sends nothing.
+   */
   setStickyKey(key: Buffer): void {
+    if (this.#stickyKey?.equals(key)) return;
     this.#stickyKey = Buffer.from(key);
     this.#broadcast({ type: 'sticky-key', key: this.#stickyKey });
+    if (this.#snapshot !== undefined) this.#broadcast({ type: 'snapshot', snapshot: this.#snapshot });
   }
 
   /** The certificate store's new index (its `onUpdate` listener): sent to every worker. */

@@ -131,6 +131,17 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     return read;
   };
   const claimed = new Map<string, string>();
+  // Apps that configure a part the same way share one object for it (10,000 apps on the
+  // defaults hold one `tls`, `policy` and `versionPick`, not 10,000 each): the snapshot,
+  // and the copy each data-plane worker gets (structured clone keeps the sharing), stay small.
+  const parts = new Map<string, object>();
+  const share = <T extends object>(part: T): T => {
+    const key = JSON.stringify(part);
+    const known = parts.get(key) as T | undefined;
+    if (known !== undefined) return known;
+    parts.set(key, part);
+    return part;
+  };
   const apps: AppSpec[] = [];
   for (const [name, a] of Object.entries(cfg.apps)) {
     const domains: string[] = [];
@@ -172,22 +183,22 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       domains,
       versions,
       loadBalancing: a.loadBalancing,
-      tls: {
+      tls: share({
         sslEnforce,
         hsts: hsts === false ? undefined : hsts,
         acme: a.tls.acme,
         certificates: a.tls.certificates.map((c) => ({ ...files(c), app: name })),
-      },
-      policy: {
+      }),
+      policy: share({
         allow: [...new Set(a.allow)],
         maintenance: a.maintenance,
         connectTimeout: a.timeouts.connect,
         readTimeout: a.timeouts.read,
-      },
-      versionPick: {
+      }),
+      versionPick: share({
         sticky: a.sticky,
         header: a.versionHeader === false ? undefined : { allowFrom: a.versionHeader === true ? [] : [...new Set(a.versionHeader.allowFrom)] },
-      },
+      }),
       ...(Object.keys(handling).length > 0 ? { handling } : {}),
       ...(endpointHealth !== undefined ? { endpointHealth } : {}),
       source: 'file',

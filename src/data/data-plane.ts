@@ -137,6 +137,13 @@ export interface DataPlaneOptions {
   readonly accessLogSinks?: readonly AccessLogSink[];
   /** Active health checks run elsewhere (a worker's primary), their marks come through `endpointHealth.applyHealthMarks()`. */
   readonly remoteHealthChecks?: boolean;
+  /**
+   * `false`: the snapshots applied are copies made for this data plane (a worker's,
+   * deserialised from IPC), so the route table keeps none of their AppSpecs (see
+   * {@link RouteTable}); a new sticky key then takes effect at the next {@link DataPlane.apply}.
+   * Default `true`.
+   */
+  readonly keepSnapshots?: boolean;
 }
 
 export class DataPlane implements DrainingListener {
@@ -177,6 +184,7 @@ export class DataPlane implements DrainingListener {
   /** `tls.http2`: ALPN may choose `h2` (read at each handshake). */
   #offerHttp2 = true;
   #table: RouteTable | undefined;
+  readonly #keepSnapshots: boolean;
   #stickyKey: Buffer;
   #ctx: ExchangeContext;
   #port = '';
@@ -192,6 +200,7 @@ export class DataPlane implements DrainingListener {
     this.#challenges = options.challenges;
     this.#accessLogSinks = options.accessLogSinks ?? [];
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
+    this.#keepSnapshots = options.keepSnapshots ?? true;
     this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle };
     this.#server = createServer({ ...SERVER_OPTIONS, maxHeaderSize: options.maxHeaderSize }, this.#onRequest);
     this.#server.on('clientError', this.#onClientError);
@@ -215,7 +224,7 @@ export class DataPlane implements DrainingListener {
 
   /** Compiles `snapshot` and makes it live at once. */
   apply(snapshot: Snapshot): void {
-    const table = new RouteTable(snapshot, this.#registry, this.#stats, this.#stickyKey, this.#table, this.#health);
+    const table = new RouteTable(snapshot, this.#registry, this.#stats, this.#stickyKey, this.#table, this.#health, this.#keepSnapshots);
     const s = snapshot.settings;
     configureServer(this.#server, s);
     if (this.#https !== undefined) configureServer(this.#https, s);
@@ -230,7 +239,7 @@ export class DataPlane implements DrainingListener {
     this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined, clientIdle: s.timeouts.clientIdle };
     // A default app the snapshot does not have: unknown hosts get 404 (said once per change).
     const before = this.#table;
-    if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.snapshot.settings.defaultApp !== s.defaultApp)) {
+    if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.settings.defaultApp !== s.defaultApp)) {
       this.#logger.warn({ code: 'FW_APP_NOT_FOUND', app: s.defaultApp }, 'defaultService names an app that is not serving; unknown hosts get 404');
     }
     this.#table = table;
@@ -248,13 +257,15 @@ export class DataPlane implements DrainingListener {
    * key that is configured, or shared through storage). The live table is recompiled with
    * it at once; cookies signed with the old key are ignored from then on (their clients
    * are picked by weight once and get a new cookie). The same key again changes nothing.
+   * Without {@link DataPlaneOptions.keepSnapshots}, the table has no AppSpec to recompile:
+   * the key takes effect when the caller applies the snapshot again.
    */
   setStickyKey(key: Buffer): void {
     if (key.equals(this.#stickyKey)) return;
     this.#stickyKey = Buffer.from(key);
-    const live = this.#table;
+    const live = this.#table?.snapshot;
     if (live === undefined) return;
-    const table = new RouteTable(live.snapshot, this.#registry, this.#stats, this.#stickyKey, undefined, this.#health);
+    const table = new RouteTable(live, this.#registry, this.#stats, this.#stickyKey, undefined, this.#health);
     this.#table = table;
     this.#health.reconcile(table);
     this.#registry.retainOnly(table.upstreams);
@@ -328,8 +339,8 @@ export class DataPlane implements DrainingListener {
     this.#https = server;
     this.#http2 = http2;
     if (this.#table !== undefined) {
-      configureServer(server, this.#table.snapshot.settings);
-      http2.configure(this.#table.snapshot.settings.timeouts.clientKeepAlive);
+      configureServer(server, this.#table.settings);
+      http2.configure(this.#table.settings.timeouts.clientKeepAlive);
     }
     const address = await listenOn(server, host, port);
     this.#httpsPort = String(address.port);
@@ -489,7 +500,7 @@ export class DataPlane implements DrainingListener {
     const peer = peerAddressOf(req.socket);
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, peer, 'FW_NOT_READY', 'not_ready');
-    const limits = table.snapshot.settings.limits;
+    const limits = table.settings.limits;
     // What Node's parser lets through but the router does not forward: HTTP/0.9 and 2+ request lines, over-long targets.
     if (req.httpVersionMajor !== 1 && proto === undefined) return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
     if (req.url!.length > limits.maxUrlLength) return this.#answer(req, res, started, peer, 'FW_URL_TOO_LONG', 'url_too_long', undefined, undefined, undefined, undefined, true);

@@ -17,7 +17,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import { EndpointHealthStats, type EndpointHealthCounterData, type UnavailableEndpoint, type UnavailableRow } from '../observability/endpoint-health-stats.js';
-import { checkedEndpoints, HealthChecker, type HealthCheckEvents, type HealthTarget } from './health-checker.js';
+import { HealthChecker, type CheckedEndpoint, type HealthCheckEvents, type HealthTarget } from './health-checker.js';
 import type { OutlierEvents } from './outlier-detector.js';
 import { RetryBudgets } from './retry-budget.js';
 import type { RouteTable } from './route-table.js';
@@ -56,9 +56,9 @@ export class EndpointHealth implements OutlierEvents, HealthCheckEvents {
   /** Follows the live table: its health checks run (or its Upstreams get the marks), other apps' budgets go. */
   reconcile(table: RouteTable): void {
     this.#table = table;
-    if (this.#checker) this.#checker.reconcile(checkedEndpoints(table.snapshot.apps, (app, version) => table.app(app.name)?.version(version.name)?.upstreams));
+    if (this.#checker) this.#checker.reconcile(checkedRoutes(table));
     else for (const u of table.upstreams) u.setFailingChecks(this.#marks.get(u.key) ?? 0);
-    this.budgets.retainOnly(new Set(table.snapshot.apps.map((a) => a.name)));
+    this.budgets.retainOnly((app) => table.app(app) !== undefined);
   }
 
   /**
@@ -143,8 +143,8 @@ export class EndpointHealth implements OutlierEvents, HealthCheckEvents {
 
   #eachVersion(visit: (app: string, version: string, upstreams: readonly Upstream[]) => void): void {
     const table = this.#table;
-    for (const spec of table?.snapshot.apps ?? []) {
-      for (const v of table!.app(spec.name)?.versions ?? []) visit(spec.name, v.name, v.upstreams);
+    for (const app of table?.apps() ?? []) {
+      for (const v of app.versions) visit(app.name, v.name, v.upstreams);
     }
   }
 
@@ -155,5 +155,19 @@ export class EndpointHealth implements OutlierEvents, HealthCheckEvents {
   close(): void {
     this.#checker?.close();
     this.budgets.close();
+  }
+}
+
+/**
+ * The endpoints of `table`'s apps that have a health check, from the compiled apps (a
+ * worker's table keeps no AppSpec), each version's Upstreams as the probes' targets.
+ */
+function* checkedRoutes(table: RouteTable): Iterable<CheckedEndpoint> {
+  for (const route of table.apps()) {
+    if (route.healthCheck === undefined) continue;
+    const { check, host } = route.healthCheck;
+    for (const version of route.versions) {
+      for (const target of version.upstreams) yield { app: route.name, version: version.name, target, host, check };
+    }
   }
 }

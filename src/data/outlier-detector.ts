@@ -11,7 +11,8 @@
  * never ejected. A failure that may not eject keeps counting: the next one tries again.
  *
  * The state is the {@link Upstream}'s (it outlives route tables, so a reload keeps it);
- * a detector holds only its version's settings and endpoint list. Reporting is a field
+ * a detector holds only its version's settings (an object apps with the same settings
+ * share) and endpoint list. Reporting is a field
  * write or two on the hot path; ejection runs on a failure, readmission on a timer.
  */
 import type { OutlierDetection } from '../model.js';
@@ -31,7 +32,6 @@ export class OutlierDetector {
   readonly #events: OutlierEvents;
   /** Most endpoints of the version ejected at once. */
   readonly #maxEjected: number;
-  readonly #readmitted: (u: Upstream) => void;
 
   constructor(app: string, version: string, upstreams: readonly Upstream[], settings: OutlierDetection, events: OutlierEvents) {
     this.#app = app;
@@ -40,7 +40,6 @@ export class OutlierDetector {
     this.#settings = settings;
     this.#events = events;
     this.#maxEjected = Math.floor((upstreams.length * settings.maxEjectionPercent) / 100);
-    this.#readmitted = (u) => events.readmitted(app, version, u);
   }
 
   /** Whether this detector can ever eject (consecutiveFailures > 0 and room under the percentage). */
@@ -59,7 +58,7 @@ export class OutlierDetector {
     if (++u.consecutiveFailures < this.#settings.consecutiveFailures || !this.#mayEject(u)) return;
     const s = this.#settings;
     const ms = Math.min(s.baseEjectionTime * (u.ejections + 1), s.maxEjectionTime);
-    u.eject(ms, s.baseEjectionTime, this.#readmitted.bind(undefined, u));
+    u.eject(ms, s.baseEjectionTime, () => this.#events.readmitted(this.#app, this.#version, u));
     this.#events.ejected(this.#app, this.#version, u, ms);
   }
 

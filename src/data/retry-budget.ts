@@ -9,7 +9,8 @@
  *
  * The window is {@link WINDOW_SECONDS} one-second slots on a coarse clock: a tick that an
  * unref'd one-second interval advances, so counting a request is an array write and a
- * comparison, never a clock read. Budgets are kept per app by {@link RetryBudgets} across
+ * comparison, never a clock read. The slots are allocated on the app's first request: a
+ * router with 10,000 apps keeps 10,000 budgets, most of which may never count anything. Budgets are kept per app by {@link RetryBudgets} across
  * route tables (a reload does not refill them); the clock stops with {@link RetryBudgets.close}.
  */
 import type { RetryBudgetSettings } from '../model.js';
@@ -32,8 +33,8 @@ export class RetryBudget {
   /** Retries allowed in a window besides the percentage: minPerSecond × the window. */
   #reserve: number;
   readonly #clock: CoarseClock;
-  readonly #requests = new Uint32Array(WINDOW_SECONDS);
-  readonly #retries = new Uint32Array(WINDOW_SECONDS);
+  /** Requests per slot, then retries per slot ({@link WINDOW_SECONDS} each); allocated on first use. */
+  #slots: number[] | undefined;
   #requestSum = 0;
   #retrySum = 0;
   /** The clock tick of the current slot. */
@@ -57,7 +58,7 @@ export class RetryBudget {
   /** Counts one client request (once per request, not per attempt). */
   request(): void {
     if (this.#clock.tick !== this.#tick) this.#rotate();
-    this.#requests[this.#tick % WINDOW_SECONDS]!++;
+    (this.#slots ??= new Array<number>(2 * WINDOW_SECONDS).fill(0))[this.#tick % WINDOW_SECONDS]!++;
     this.#requestSum++;
   }
 
@@ -68,7 +69,7 @@ export class RetryBudget {
       this.exhausted++;
       return false;
     }
-    this.#retries[this.#tick % WINDOW_SECONDS]!++;
+    (this.#slots ??= new Array<number>(2 * WINDOW_SECONDS).fill(0))[WINDOW_SECONDS + (this.#tick % WINDOW_SECONDS)]!++;
     this.#retrySum++;
     return true;
   }
@@ -82,13 +83,16 @@ export class RetryBudget {
   /** Empties the slots of the seconds that passed since the last count. */
   #rotate(): void {
     const now = this.#clock.tick;
-    const steps = Math.min(now - this.#tick, WINDOW_SECONDS);
-    for (let i = 1; i <= steps; i++) {
-      const slot = (this.#tick + i) % WINDOW_SECONDS;
-      this.#requestSum -= this.#requests[slot]!;
-      this.#retrySum -= this.#retries[slot]!;
-      this.#requests[slot] = 0;
-      this.#retries[slot] = 0;
+    const slots = this.#slots;
+    if (slots !== undefined) {
+      const steps = Math.min(now - this.#tick, WINDOW_SECONDS);
+      for (let i = 1; i <= steps; i++) {
+        const slot = (this.#tick + i) % WINDOW_SECONDS;
+        this.#requestSum -= slots[slot]!;
+        this.#retrySum -= slots[WINDOW_SECONDS + slot]!;
+        slots[slot] = 0;
+        slots[WINDOW_SECONDS + slot] = 0;
+      }
     }
     this.#tick = now;
   }
@@ -112,9 +116,9 @@ export class RetryBudgets {
     return this.#byApp.entries();
   }
 
-  /** Forgets the budgets of apps not in `apps`. */
-  retainOnly(apps: ReadonlySet<string>): void {
-    for (const app of this.#byApp.keys()) if (!apps.has(app)) this.#byApp.delete(app);
+  /** Forgets the budgets of the apps `keep` says no to. */
+  retainOnly(keep: (app: string) => boolean): void {
+    for (const app of this.#byApp.keys()) if (!keep(app)) this.#byApp.delete(app);
   }
 
   close(): void {

@@ -26,7 +26,7 @@
  * is the app that takes the others when `defaultApp` (the Deis default service) is set and
  * names an app of the snapshot.
  */
-import { DEFAULT_OUTLIER_DETECTION, DEFAULT_RETRIES, type AppHandling, type AppSpec, type LoadBalancing, type OutlierDetection, type RetryBudgetSettings, type RouterSettings, type Snapshot, type Timeouts, type VersionPick } from '../model.js';
+import { DEFAULT_OUTLIER_DETECTION, DEFAULT_RETRIES, type AppHandling, type HealthCheck, type AppSpec, type LoadBalancing, type OutlierDetection, type RetryBudgetSettings, type RouterSettings, type Snapshot, type Timeouts, type VersionPick } from '../model.js';
 import type { RequestStats, VersionStats } from '../observability/request-stats.js';
 import { AllowList, AllowListRules } from './allow-list.js';
 import { ClientAddress } from './client-address.js';
@@ -101,14 +101,27 @@ export interface SharedHandling {
   readonly pages: ErrorPages;
   /** Compiled from `settings.compression` (whether or not it is enabled router-wide). */
   readonly compression: CompressionPolicy | undefined;
+  /** The router-wide outlier detection (the detectors of every app without keys of its own). */
+  readonly outlierDetection: OutlierDetection;
+  /** The router-wide retry budget; undefined: off (unless an app sets its own). */
+  readonly retryBudget: RetryBudgetSettings | undefined;
 }
 
 function shareHandling(settings: RouterSettings): SharedHandling {
+  const budget = (settings.retries ?? DEFAULT_RETRIES).budget;
   return {
     settings,
     pages: new ErrorPages({ router: settings.errorPages, anonymous: settings.disableServerTokens }),
     compression: settings.compression === undefined ? undefined : new CompressionPolicy(settings.compression),
+    outlierDetection: outlierDetection({ ...(settings.outlierDetection ?? DEFAULT_OUTLIER_DETECTION) }),
+    retryBudget: budget === false ? undefined : budget,
   };
+}
+
+/** `settings` with `maxEjectionTime` raised to at least `baseEjectionTime`. */
+function outlierDetection(settings: { -readonly [K in keyof OutlierDetection]: OutlierDetection[K] }): OutlierDetection {
+  if (settings.maxEjectionTime < settings.baseEjectionTime) settings.maxEjectionTime = settings.baseEjectionTime;
+  return settings;
 }
 
 /**
@@ -167,14 +180,17 @@ export class AppRoute {
   readonly maxAttempts: number;
   /** Caps this app's retries (`retries.budget`); undefined: no budget. */
   readonly retryBudget: RetryBudget | undefined;
+  /** The app's active health check and the host its probes send; undefined: none. */
+  readonly healthCheck: AppHealthCheck | undefined;
   readonly #picker: SmoothWeightedPicker<VersionRoute>;
 
   constructor(
     name: string, versions: VersionRoute[], stats: VersionStats, tls: AppSpec['tls'], policy: AppSpec['policy'], timeouts: Timeouts,
     pick?: VersionPick, stickyKey?: Buffer, allowRules?: AllowListRules, handling?: AppHandling, shared?: SharedHandling,
-    retry?: { readonly attempts: number; readonly budget: RetryBudget | undefined },
+    retry?: { readonly attempts: number; readonly budget: RetryBudget | undefined }, healthCheck?: AppHealthCheck,
   ) {
     this.name = name;
+    this.healthCheck = healthCheck;
     this.versions = versions;
     this.stats = stats;
     this.allowList = (allowRules ?? NO_ALLOW_RULES).forApp(policy.allow);
@@ -257,11 +273,26 @@ export class AppRoute {
   }
 }
 
+/** An app's active health check (`healthCheck`), and the `Host` its probes send (its first non-wildcard domain). */
+export interface AppHealthCheck {
+  readonly check: HealthCheck;
+  readonly host: string | undefined;
+}
+
 /** No router-wide rules: an app's own list, or everyone. */
 const NO_ALLOW_RULES = new AllowListRules(undefined);
 
 export class RouteTable {
-  readonly snapshot: Snapshot;
+  /**
+   * The snapshot compiled, when the table keeps it (the default): what a later table
+   * reuses compiled apps against. Undefined for a table compiled not to keep it (see the
+   * constructor's `keepSnapshot`).
+   */
+  readonly snapshot: Snapshot | undefined;
+  /** The router-wide settings of the snapshot compiled. */
+  readonly settings: RouterSettings;
+  /** The generation of the snapshot compiled. */
+  readonly generation: number;
   /** Decides each request's client address under the snapshot's `trustedProxies`. */
   readonly clientAddress: ClientAddress;
   readonly #allowRules: AllowListRules;
@@ -288,9 +319,16 @@ export class RouteTable {
    * `previous` (the live table), an app whose AppSpec is the very same object, under the
    * same timeouts and key, keeps its compiled route (and its weighted picker's state), so
    * a change to one app among thousands compiles one app.
+   *
+   * `keepSnapshot: false` keeps no AppSpec once compiled (only the settings): for a
+   * data-plane worker, whose snapshots are deserialised copies, so no AppSpec is ever the
+   * same object twice (every app is compiled on every snapshot either way) and holding the
+   * copy would double the memory the model takes there. Such a table reuses nothing.
    */
-  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats, stickyKey?: Buffer, previous?: RouteTable, health?: EndpointHealth) {
-    this.snapshot = snapshot;
+  constructor(snapshot: Snapshot, registry: UpstreamRegistry, stats: RequestStats, stickyKey?: Buffer, previous?: RouteTable, health?: EndpointHealth, keepSnapshot = true) {
+    this.snapshot = keepSnapshot ? snapshot : undefined;
+    this.settings = snapshot.settings;
+    this.generation = snapshot.generation;
     this.#stickyKey = stickyKey;
     const pd = snapshot.settings.platformDomain;
     this.#platformSuffix = pd ? `.${pd}` : undefined;
@@ -299,27 +337,25 @@ export class RouteTable {
     const allowRules = (this.#allowRules = new AllowListRules(snapshot.settings.whitelist));
     this.#handlingKey = handlingKey(snapshot.settings);
     const reusable =
-      previous !== undefined && previous.#stickyKey === stickyKey && previous.#allowRules.key === allowRules.key && previous.#handlingKey === this.#handlingKey && samePages(previous.snapshot.settings, snapshot.settings) &&
-      JSON.stringify(previous.snapshot.settings.timeouts) === JSON.stringify(timeouts) ? previous : undefined;
+      previous !== undefined && previous.#stickyKey === stickyKey && previous.#allowRules.key === allowRules.key && previous.#handlingKey === this.#handlingKey && samePages(previous.settings, snapshot.settings) &&
+      JSON.stringify(previous.settings.timeouts) === JSON.stringify(timeouts) ? previous : undefined;
     // The same router-wide handling: the same compiled pages and compression (and their memos).
     this.#shared = reusable !== undefined ? reusable.#shared : shareHandling(snapshot.settings);
+    // The previous table's specs by name, to find the apps whose AppSpec is the very same object.
+    const before = reusable?.snapshot === undefined ? undefined : new Map(reusable.snapshot.apps.map((a) => [a.name, a] as const));
     for (const app of snapshot.apps) {
-      const old = reusable === undefined ? undefined : reusable.#byName.get(app.name);
-      const compiled = old && compiledFrom.get(old);
+      const old = before?.get(app.name) === app ? reusable!.#byName.get(app.name) : undefined;
       let route: AppRoute;
-      if (old && compiled?.app === app) {
+      if (old !== undefined) {
         route = old;
-        for (const u of compiled.upstreams) this.upstreams.add(u);
+        for (const v of old.versions) for (const u of v.upstreams) this.upstreams.add(u);
       } else {
         const poolOptions = { connectTimeout: Math.min(app.policy.connectTimeout ?? timeouts.connect, MAX_TIMEOUT) };
-        const upstreams: Upstream[] = [];
         route = compileApp(app, timeouts, (e) => {
           const u = registry.acquire(e, poolOptions);
           this.upstreams.add(u);
-          upstreams.push(u);
           return u;
         }, stats, stickyKey, allowRules, this.#shared, health);
-        compiledFrom.set(route, { app, upstreams });
       }
       this.#byName.set(app.name, route);
       for (const d of app.domains) {
@@ -338,11 +374,7 @@ export class RouteTable {
 
   /** Request IDs the Deis way for answers given before an app is known (router-wide `requestIDs`). */
   get requestIds(): boolean {
-    return this.snapshot.settings.requestIDs ?? false;
-  }
-
-  get generation(): number {
-    return this.snapshot.generation;
+    return this.settings.requestIDs ?? false;
   }
 
   /** The app serving a `Host` header value (any case, with or without port), if any. */
@@ -377,6 +409,11 @@ export class RouteTable {
   app(name: string): AppRoute | undefined {
     return this.#byName.get(name);
   }
+
+  /** Every app of the table, in the snapshot's order (by name). */
+  apps(): IterableIterator<AppRoute> {
+    return this.#byName.values();
+  }
 }
 
 /** A cached miss (the cache cannot hold undefined). */
@@ -386,33 +423,27 @@ export const HOST_CACHE_ENTRIES = 16_384;
 /** Longer Host values (a DNS name is at most 253 characters, plus a port) are resolved but not cached. */
 const MAX_CACHED_HOST_LENGTH = 270;
 
-/** The AppSpec a compiled route was made from, and the upstreams it sends to (for reuse). */
-const compiledFrom = new WeakMap<AppRoute, { app: AppSpec; upstreams: readonly Upstream[] }>();
-
 function compileApp(
   app: AppSpec, timeouts: Timeouts, upstream: (e: AppSpec['versions'][number]['endpoints'][number]) => Upstream, stats: RequestStats, stickyKey: Buffer | undefined,
   allowRules: AllowListRules, shared: SharedHandling, health: EndpointHealth | undefined,
 ): AppRoute {
-  // Endpoint health: the app's own keys over the router-wide ones.
+  // Endpoint health: the app's own keys over the router-wide ones (an app without keys of its own shares the router-wide objects).
   const own = app.endpointHealth;
-  const router = shared.settings;
-  const outlier = { ...(router.outlierDetection ?? DEFAULT_OUTLIER_DETECTION), ...own?.outlierDetection };
-  if (outlier.maxEjectionTime < outlier.baseEjectionTime) outlier.maxEjectionTime = outlier.baseEjectionTime;
-  const retries = router.retries ?? DEFAULT_RETRIES;
+  const outlier = own?.outlierDetection === undefined ? shared.outlierDetection : outlierDetection({ ...shared.outlierDetection, ...own.outlierDetection });
+  const retries = shared.settings.retries ?? DEFAULT_RETRIES;
   const ownBudget = own?.retries?.budget;
   // `false` at either level turns the budget off; an app's partial budget goes over the router-wide (or default) one.
-  const budget = ownBudget === false || (ownBudget === undefined && retries.budget === false)
-    ? undefined
-    : { ...(retries.budget || DEFAULT_RETRY_BUDGET), ...ownBudget };
+  const budget = ownBudget === false ? undefined : ownBudget === undefined ? shared.retryBudget : { ...(retries.budget || DEFAULT_RETRY_BUDGET), ...ownBudget };
   const versions = app.versions.map((v) => {
     const upstreams = v.endpoints.map(upstream);
     const outliers = health && new OutlierDetector(app.name, v.name, upstreams, outlier, health);
     return new VersionRoute(v.name, v.weight, upstreams, app.loadBalancing, stats.forVersion(app.name, v.name), outliers);
   });
+  const check = own?.healthCheck;
   return new AppRoute(app.name, versions, stats.forVersion(app.name, ''), app.tls, app.policy, timeouts, app.versionPick, stickyKey, allowRules, app.handling, shared, {
     attempts: own?.retries?.attempts ?? retries.attempts,
     budget: budget && health?.budgets.for(app.name, budget),
-  });
+  }, check && { check, host: app.domains.find((d) => !d.startsWith('*.')) ?? app.domains[0]?.slice(2) });
 }
 
 /** Lower-cases a Host header value and strips the port and a trailing dot. */

@@ -137,18 +137,65 @@ export function withoutGauges(data: RequestCounterData): RequestCounterData {
   };
 }
 
-/** Counters of one app version. */
+/** The response, duration and upstream-error counters of a version that has counted something. */
+interface Counts {
+  /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
+  readonly byClass: number[];
+  /** Non-cumulative bucket counts; the last slot is +Inf. */
+  readonly buckets: number[];
+  readonly upstreamErrors: Record<UpstreamErrorReason, number>;
+}
+
+function newCounts(): Counts {
+  return { byClass: [0, 0, 0, 0, 0, 0], buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), upstreamErrors: { refused: 0, timeout: 0, reset: 0, failed: 0 } };
+}
+
+/** What a version that never counted reads as (frozen: it is shared by all of them). */
+const NO_COUNTS: Readonly<Counts> = Object.freeze({
+  byClass: Object.freeze([0, 0, 0, 0, 0, 0]) as number[],
+  buckets: Object.freeze(new Array<number>(DURATION_BUCKETS.length + 1).fill(0)) as number[],
+  upstreamErrors: Object.freeze({ refused: 0, timeout: 0, reset: 0, failed: 0 }),
+});
+
+/**
+ * Counters of one app version. A route table makes one for every version of every app
+ * (and one per app for `version=""`), most of which may never serve: with 10,000 apps
+ * that is 20,000 of them, so each holds only its names and two numbers until it counts
+ * something; its arrays (status classes, duration buckets, upstream errors, the fine
+ * histogram) are allocated then. Until that, readers see zeros.
+ */
 export class VersionStats {
   readonly app: string;
   readonly version: string;
-  /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
-  readonly byClass = [0, 0, 0, 0, 0, 0];
-  /** Non-cumulative bucket counts; the last slot is +Inf. */
-  readonly buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSum = 0;
-  readonly upstreamErrors: Record<UpstreamErrorReason, number> = { refused: 0, timeout: 0, reset: 0, failed: 0 };
   /** Failed attempts on this version that were sent again (to this or another version). */
   retries = 0;
+  #counts: Counts | undefined;
+
+  /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
+  get byClass(): readonly number[] {
+    return (this.#counts ?? NO_COUNTS).byClass;
+  }
+
+  /** Non-cumulative duration bucket counts ({@link DURATION_BUCKETS}); the last slot is +Inf. */
+  get buckets(): readonly number[] {
+    return (this.#counts ?? NO_COUNTS).buckets;
+  }
+
+  /**
+   * Failed upstream attempts by reason, to count into (`stats.upstreamErrors.reset++`):
+   * reading it allocates the version's counters, so readers of every version use
+   * {@link data} or the renderers instead.
+   */
+  get upstreamErrors(): Record<UpstreamErrorReason, number> {
+    return (this.#counts ??= newCounts()).upstreamErrors;
+  }
+
+  /** The upstream errors as read (zeros until one was counted; never allocates). */
+  get upstreamErrorCounts(): Readonly<Record<UpstreamErrorReason, number>> {
+    return (this.#counts ?? NO_COUNTS).upstreamErrors;
+  }
+
   /**
    * Non-cumulative counts of the fine latency histogram (see {@link FINE_MIN_SECONDS}).
    * Allocated on the first request: a router with 10,000 apps mostly idle would otherwise
@@ -175,8 +222,9 @@ export class VersionStats {
 
   /** The counters as plain cumulative data (a copy). */
   data(): VersionCounterData {
+    const c = this.#counts ?? NO_COUNTS;
     return {
-      byClass: [...this.byClass], buckets: [...this.buckets], durationSum: this.durationSum, upstreamErrors: { ...this.upstreamErrors }, retries: this.retries,
+      byClass: [...c.byClass], buckets: [...c.buckets], durationSum: this.durationSum, upstreamErrors: { ...c.upstreamErrors }, retries: this.retries,
       ...(this.#fine ? { fine: [...this.#fine] } : {}),
       ...(this.#upgrades ? { upgrades: { ...this.#upgrades } } : {}),
     };
@@ -187,9 +235,13 @@ export class VersionStats {
    * their bytes): lets a reader skip versions that did not change since its last reading.
    */
   get activity(): number {
-    const b = this.byClass;
-    const e = this.upstreamErrors;
-    let n = b[1]! + b[2]! + b[3]! + b[4]! + b[5]! + this.retries + e.refused + e.timeout + e.reset + e.failed;
+    let n = this.retries;
+    const c = this.#counts;
+    if (c) {
+      const b = c.byClass;
+      const e = c.upstreamErrors;
+      n += b[1]! + b[2]! + b[3]! + b[4]! + b[5]! + e.refused + e.timeout + e.reset + e.failed;
+    }
     const u = this.#upgrades;
     if (u) n += u.upgraded + u.declined + u.failed + u.rejected + u.active * 2 ** 20 + u.bytesIn + u.bytesOut;
     return n;
@@ -197,9 +249,10 @@ export class VersionStats {
 
   /** Adds `next - prev` (two readings of another process's counters of this version; no `prev`: zeros). */
   add(next: VersionCounterData, prev: VersionCounterData | undefined): void {
-    addDifference(this.byClass, next.byClass as number[], prev?.byClass as number[] | undefined);
-    addDifference(this.buckets, next.buckets as number[], prev?.buckets as number[] | undefined);
-    addDifference(this.upstreamErrors, next.upstreamErrors, prev?.upstreamErrors);
+    const c = (this.#counts ??= newCounts());
+    addDifference(c.byClass, next.byClass as number[], prev?.byClass as number[] | undefined);
+    addDifference(c.buckets, next.buckets as number[], prev?.buckets as number[] | undefined);
+    addDifference(c.upstreamErrors, next.upstreamErrors, prev?.upstreamErrors);
     this.durationSum += next.durationSum - (prev?.durationSum ?? 0);
     this.retries += next.retries - (prev?.retries ?? 0);
     if (next.fine) addDifference((this.#fine ??= new Array<number>(FINE_BUCKETS).fill(0)), next.fine as number[], prev?.fine as number[] | undefined);
@@ -208,11 +261,12 @@ export class VersionStats {
 
   /** Records one finished request: `status` as answered, `seconds` end to end. */
   observe(status: number, seconds: number): void {
+    const c = (this.#counts ??= newCounts());
     const cls = (status / 100) | 0;
-    this.byClass[cls >= 1 && cls <= 5 ? cls : 5]!++;
+    c.byClass[cls >= 1 && cls <= 5 ? cls : 5]!++;
     let i = 0;
     while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-    this.buckets[i]!++;
+    c.buckets[i]!++;
     this.durationSum += seconds;
     let lo = 0;
     let hi = FINE_BUCKETS - 1;
@@ -331,7 +385,7 @@ export class RequestStats {
     out.push('# TYPE fairway_upstream_errors_total counter');
     for (const s of all) {
       for (const r of REASONS) {
-        if (s.upstreamErrors[r]) out.push(`fairway_upstream_errors_total{${labels(s)},reason="${r}"} ${s.upstreamErrors[r]}`);
+        if (s.upstreamErrorCounts[r]) out.push(`fairway_upstream_errors_total{${labels(s)},reason="${r}"} ${s.upstreamErrorCounts[r]}`);
       }
     }
     out.push('# HELP fairway_upstream_retries_total Requests sent again to another endpoint after a failed attempt.');

@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, parseConfig, type LoadedConfig } from '../config/load-config.js';
+import { parseConfigOffHeap } from '../config/load-config-off-heap.js';
+import { ConfigError, type LoadedConfig } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Provider, ProviderSink } from './provider.js';
 
@@ -91,10 +92,11 @@ export class FileProvider implements Provider {
     this.#hash = hash;
     let loaded: LoadedConfig;
     try {
-      loaded = parseConfig(text, this.file);
+      // A large file in a thread, as at start (see load-config-off-heap.ts): a reload of 10,000 apps would otherwise grow this heap by 100+ MB.
+      loaded = await parseConfigOffHeap(text, this.file);
     } catch (err) {
-      if (err instanceof ConfigError) sink.error(err);
-      else throw err;
+      // Not a problem of the file (the thread could not run): reported the same way, the last good state keeps serving.
+      sink.error(err instanceof ConfigError ? err : new ConfigError('FW_CONFIG_READ', this.file, [{ path: '', line: undefined, column: undefined, message: (err as Error).message }]));
       return;
     }
     this.#options.logger.info({ file: this.file }, 'config file loaded');
