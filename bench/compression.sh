@@ -80,9 +80,7 @@ start_json_origin() {
       cat <<EOF
 http {
   access_log off;
-$(nginx_temp_paths origin)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common origin)
   server {
     listen 127.0.0.1:$ORIGIN_A_PORT;
     listen 127.0.0.1:$ORIGIN_B_PORT;
@@ -131,9 +129,7 @@ start_nginx_gzip() {
     cat <<EOF
 http {
   access_log /dev/null combined buffer=64k flush=1s;
-$(nginx_temp_paths nginx)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common nginx)
   gzip on;
   gzip_comp_level 5;
   gzip_disable msie6;

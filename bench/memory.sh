@@ -80,21 +80,14 @@ start_nginx_10k() {
   local workers=$1
   [ -n "$NGINX" ] || return 1
   {
-    nginx_common nginx | sed "s/^worker_processes 1;/worker_processes $workers;/"
+    nginx_common nginx "$workers"
     cat <<EOF
 http {
   access_log /dev/null combined buffer=64k flush=1s;
-$(nginx_temp_paths nginx)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common nginx)
   server_names_hash_max_size 32768;
   server_names_hash_bucket_size 128;
-  upstream origin {
-    server 127.0.0.1:$ORIGIN_A_PORT weight=9;
-    server 127.0.0.1:$ORIGIN_B_PORT weight=1;
-    keepalive 64;
-    keepalive_requests 10000000;
-  }
+$(nginx_upstream)
   server {
     listen 127.0.0.1:$NGINX_PORT;
     server_name $HOST_HEADER;

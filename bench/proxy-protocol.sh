@@ -100,9 +100,7 @@ start_nginx_pp() {
     cat <<EOF
 http {
   access_log /dev/null combined buffer=64k flush=1s;
-$(nginx_temp_paths nginx)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common nginx)
 $(nginx_upstream)
   server {
     listen 127.0.0.1:$NGINX_PORT;

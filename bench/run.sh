@@ -299,7 +299,8 @@ nginx_upstream() {
   }
 EOF
 }
-nginx_temp_paths() {
+# What every nginx http block here has: temp paths in the run's dir, long client keep-alive.
+nginx_http_common() {
   local name=$1
   cat <<EOF
   client_body_temp_path $TMP/$name/client_body;
@@ -307,6 +308,8 @@ nginx_temp_paths() {
   fastcgi_temp_path $TMP/$name/fastcgi;
   uwsgi_temp_path $TMP/$name/uwsgi;
   scgi_temp_path $TMP/$name/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 75s;
 EOF
 }
 
@@ -320,9 +323,7 @@ start_origin() {
       cat <<EOF
 http {
   access_log off;
-$(nginx_temp_paths origin)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common origin)
   default_type text/plain;
   server {
     listen 127.0.0.1:$ORIGIN_A_PORT;
@@ -371,9 +372,7 @@ start_nginx_proxy() {
     cat <<EOF
 http {
   $access_log
-$(nginx_temp_paths nginx)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common nginx)
 $(nginx_upstream)
   server {
     listen 127.0.0.1:$NGINX_PORT;

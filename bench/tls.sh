@@ -168,9 +168,7 @@ http {
   log_format benchtls '\$http_x_bench_tag \$ssl_session_reused';
   map \$http_x_bench_tag \$bench_tagged { "" 0; default 1; }
   access_log $SESSION_LOG benchtls buffer=32k flush=1s if=\$bench_tagged;
-$(nginx_temp_paths nginx-tls)
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common nginx-tls)
 $(nginx_upstream)
 $(nginx_tls_server "$NGINX_TLS_PORT")
 }

@@ -127,9 +127,7 @@ http {
   log_format benchtls '\$http_x_bench_tag \$ssl_session_reused';
   map \$http_x_bench_tag \$bench_tagged { "" 0; default 1; }
   access_log $LOGS/$name.sessions.log benchtls buffer=32k flush=1s if=\$bench_tagged;
-$(nginx_temp_paths "$name")
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
+$(nginx_http_common "$name")
 $(nginx_upstream)
   server {
     listen 127.0.0.1:$http;
