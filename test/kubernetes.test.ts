@@ -64,6 +64,9 @@ t.test('routable Services and their ready EndpointSlice endpoints become routes 
   api.apply(slice('web', 'web', [{ up: v1a }]));
   api.apply({ ...service('not-routed', 'web', {}), metadata: { name: 'not-routed', namespace: 'web', labels: {} } });
   const r = await router(t, api);
+  // Ready once every watch has listed and that state is a snapshot (a snapshot with the web app may come before).
+  await r.router.kubernetes!.whenSynced();
+  if (r.router.controlPlane.pending) await once(r.router.controlPlane, 'snapshot');
   await snapshotWhere(r, (s) => app(s, 'web')?.versions[0]?.endpoints.length === 1, 'the web app');
   t.equal((await r.adminGet('/readyz')).status, 200, 'ready after the first full sync');
   t.equal(upstreamOf(await r.get('web.example.com')), 'v1-a');

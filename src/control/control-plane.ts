@@ -109,12 +109,12 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     };
   }
 
-  /** Rebuilds now instead of at the end of this turn (start-up, admin changes). */
   /** True while a provider's state has not yet been turned into a snapshot (readiness waits for it). */
   get pending(): boolean {
     return this.#scheduled;
   }
 
+  /** Rebuilds now instead of at the end of this turn (start-up, admin changes). */
   flush(): Snapshot | undefined {
     this.#scheduled = false;
     this.#rebuild();
