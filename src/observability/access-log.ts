@@ -60,31 +60,12 @@ export class AccessLog {
 
 /**
  * An entry as the `,"key":value` pairs of a JSON object, in the entry's key order, `undefined` values
- * left out; what pino writes for the same object. Keys are the field names of README's "Logs" (plain
- * identifiers, never escaped); values are numbers (non-finite ones as `null`, as JSON has no others),
- * strings, booleans or null, anything else by `JSON.stringify`.
+ * left out: what pino writes for the same object, but for lone surrogates, which JSON.stringify escapes
+ * (`\ud800`) where pino writes them raw. Non-finite numbers are `null`, as JSON has no others.
  */
 export function entryFields(entry: AccessLogEntry): string {
-  let out = '';
-  for (const key in entry) {
-    const value = entry[key];
-    switch (typeof value) {
-      case 'undefined':
-        continue;
-      case 'string':
-        out += `,"${key}":${JSON.stringify(value)}`;
-        break;
-      case 'number':
-        out += `,"${key}":${Number.isFinite(value) ? value : 'null'}`;
-        break;
-      case 'boolean':
-        out += `,"${key}":${value}`;
-        break;
-      default:
-        out += `,"${key}":${JSON.stringify(value) ?? 'null'}`;
-    }
-  }
-  return out;
+  const json = JSON.stringify(entry);
+  return json.length > 2 ? `,${json.slice(1, -1)}` : '';
 }
 
 /** `{"time": ISO, ...entry}` as one JSON text, as the logs endpoint, `fairway logs` and the shipper show an entry. */
