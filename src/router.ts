@@ -329,7 +329,12 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   const liveShutdown = () => (controlPlane.snapshot?.settings ?? config.settings).shutdown;
 
   // Ready once the first snapshot holding every provider's first full state is live; it stays so until the stop begins.
+  // Checked at each snapshot (after the data plane applied it) and when asked: asked only, a /readyz arriving
+  // while a later provider update waits for its rebuild (`pending`) would say "starting" long after the start.
   let ready = false;
+  const checkReady = (): boolean =>
+    (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && (kubernetes?.synced ?? true) && !controlPlane.pending);
+  controlPlane.on('snapshot', checkReady);
   const admin = new AdminServer({
     controlPlane,
     cutovers,
@@ -337,7 +342,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     metrics,
     logger,
     auth: adminAuth,
-    ready: () => (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && (kubernetes?.synced ?? true) && !controlPlane.pending),
+    ready: checkReady,
     draining: () => shutdown.draining,
     replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
     appLogs,

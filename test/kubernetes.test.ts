@@ -68,7 +68,8 @@ t.test('routable Services and their ready EndpointSlice endpoints become routes 
   await r.router.kubernetes!.whenSynced();
   if (r.router.controlPlane.pending) await once(r.router.controlPlane, 'snapshot');
   await snapshotWhere(r, (s) => app(s, 'web')?.versions[0]?.endpoints.length === 1, 'the web app');
-  t.equal((await r.adminGet('/readyz')).status, 200, 'ready after the first full sync');
+  const rz = await r.adminGet('/readyz');
+  t.equal(rz.status, 200, `ready after the first full sync: ${JSON.stringify(rz.json())} pending=${r.router.controlPlane.pending} synced=${r.router.kubernetes!.synced} table=${r.router.dataPlane?.table !== undefined}`);
   t.equal(upstreamOf(await r.get('web.example.com')), 'v1-a');
   t.equal(upstreamOf(await r.get('www.example.org')), 'v1-a');
   t.same(r.router.controlPlane.snapshot!.apps.map((a) => a.name), ['web'], 'Services without the routable label are not routed');
