@@ -34,17 +34,21 @@ class Exchange {
     this.res = res;
   }
   onConnect() {}
-  onHeaders(status, raw, _resume, statusText) {
+  onHeaders(status, raw, resume, statusText) {
     const headers = [];
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toString('latin1');
       if (!HOP.has(name.toLowerCase())) headers.push(name, raw[i + 1].toString('latin1'));
     }
     this.res.writeHead(status, statusText, headers);
+    this.resume = resume;
     return true;
   }
   onData(chunk) {
-    return this.res.write(chunk);
+    // Backpressure: false pauses the upstream until the client has read what is buffered.
+    const ok = this.res.write(chunk);
+    if (!ok) this.res.once('drain', this.resume);
+    return ok;
   }
   onComplete() {
     this.res.end();

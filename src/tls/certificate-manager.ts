@@ -15,7 +15,7 @@ import type { AppSpec, Snapshot, TlsSettings } from '../model.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { AcmeChallenges } from './acme-challenges.js';
-import { AcmeManager, type AcmeHostStatus } from './acme-manager.js';
+import type { AcmeHostStatus, AcmeManager } from './acme-manager.js';
 import type { CertificateBundle, CertificateSource } from './certificate-bundle.js';
 import type { CertificateStore } from './certificate-store.js';
 import { FileCertificates } from './file-certificates.js';
@@ -90,7 +90,7 @@ export class CertificateManager {
   async #apply(snapshot: Snapshot): Promise<void> {
     this.#snapshot = snapshot;
     const tls = snapshot.settings.tls;
-    this.#configureAcme(tls);
+    await this.#configureAcme(tls);
     await this.#files.set([
       ...(tls.platformCertificate ? [{ ref: tls.platformCertificate, source: 'platform' as const }] : []),
       ...tls.certificates.map((ref) => ({ ref, source: 'file' as const })),
@@ -155,7 +155,8 @@ export class CertificateManager {
     await this.#acme?.stop();
   }
 
-  #configureAcme(tls: TlsSettings): void {
+  /** Starts, replaces or stops the ACME manager when `tls.acme`, `tls.storage` or `tls.keyType` changed. */
+  async #configureAcme(tls: TlsSettings): Promise<void> {
     const key = JSON.stringify([tls.acme, tls.storage, tls.keyType]);
     if (key === this.#acmeKey) return;
     this.#acmeKey = key;
@@ -163,6 +164,9 @@ export class CertificateManager {
     this.#acme = undefined;
     this.#o.challenges.share(undefined);
     if (!tls.acme) return;
+    // Loaded on first use: acme-client and its X.509 and HTTP dependencies are ~6 MB of heap
+    // that a router without ACME never needs (applies run one at a time, so none overtakes this one).
+    const { AcmeManager } = await import('./acme-manager.js');
     const metrics = this.#o.metrics;
     this.#acme = new AcmeManager({
       settings: tls.acme,
