@@ -269,6 +269,70 @@ t.test('an upload over HTTP/2 is held back while the endpoint does not read it (
   t.equal(done.body.toString(), String(total), 'then the whole body arrived');
 });
 
+t.test('a client that stops reading an HTTP/2 response: the endpoint is paused, timeouts.clientIdle resets that stream (499 client_idle), the session goes on', async (t) => {
+  const SIZE = 64 * 1024 * 1024;
+  const CHUNK = 64 * 1024;
+  let written = 0;
+  let onCut!: () => void;
+  const endpointCut = new Promise<void>((resolve) => (onCut = resolve));
+  const big = await upstream('big', (req, res) => {
+    req.resume();
+    if (req.url !== '/big') return void res.end('small');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
+    const chunk = Buffer.alloc(CHUNK, 'fairway-');
+    // Pulled by the response's backpressure: a chunk is made only when the socket takes it.
+    Readable.from((function* () {
+      for (let sent = 0; sent < SIZE; sent += CHUNK) {
+        written += CHUNK;
+        yield chunk;
+      }
+    })()).pipe(res);
+    res.on('close', onCut);
+  });
+  const r = await router(`timeouts: { clientIdle: 1s }\napps:\n  web: { domains: [web.h2.test], versions: { v1: { weight: 1, endpoints: ["${big.address}"] } } }\n`);
+  const s = await session(r);
+  t.teardown(() => s.close());
+  const stream = s.request({ ':authority': 'web.h2.test', ':path': '/big', 'x-request-id': 'fwtest-h2-stalled' });
+  stream.on('error', () => {});
+  const [head] = (await once(stream, 'response')) as [IncomingHttpHeaders];
+  t.equal(head[':status'], 200, 'the response started');
+  stream.pause(); // reads nothing more: the stream's flow-control window runs out
+  const started = performance.now();
+  await endpointCut;
+  const cutAfter = performance.now() - started;
+  t.ok(written < 24 * 1024 * 1024, `the endpoint was paused by backpressure: ${(written / 1048576).toFixed(1)} MB of 64 MB written`);
+  t.ok(cutAfter >= 900 && cutAfter < 5000, `the idle timeout cut the exchange (${Math.round(cutAfter)} ms after the client stopped reading)`);
+  const line = await waitForLog(r, (l) => l.reqId === 'fwtest-h2-stalled');
+  t.equal(line.status, 499, 'logged as the client going away');
+  t.equal(line.error, 'client_idle');
+  t.equal(line.proto, 'h2');
+  if (!stream.closed) await once(stream, 'close');
+  t.equal(stream.rstCode, constants.NGHTTP2_CANCEL, 'the stream was reset with CANCEL: the response must not look complete');
+  t.notOk(s.closed || s.destroyed, 'the session is still open');
+  const next = await h2(s, { ':path': '/' });
+  t.equal(next.status, 200, 'and serves the next request');
+  t.equal(next.body.toString(), 'small');
+});
+
+t.test('an endpoint that dies mid-body of an answer without Content-Length: the HTTP/2 stream is reset with CANCEL, never ended as if complete; the log says 502', async (t) => {
+  const broken = await upstream('broken', (req, res) => {
+    if (req.url !== '/broken') return void res.end('fine');
+    res.writeHead(200, { 'content-type': 'text/plain' }); // chunked: only the end of the body would tell its length
+    res.write('partial');
+    setImmediate(() => res.socket!.destroy());
+  });
+  const r = await router(`apps:\n  web: { domains: [web.h2.test], versions: { v1: { weight: 1, endpoints: ["${broken.address}"] } } }\n`);
+  const s = await session(r);
+  t.teardown(() => s.close());
+  const cut = await h2(s, { ':path': '/broken', 'x-request-id': 'fwtest-h2-broken' });
+  t.equal(cut.status, 200, 'the head had gone out');
+  t.equal(cut.rstCode, constants.NGHTTP2_CANCEL, 'the stream was reset with CANCEL');
+  t.equal(cut.body.toString(), 'partial', 'after the part that came');
+  t.equal((await waitForLog(r, (l) => l.reqId === 'fwtest-h2-broken')).status, 502);
+  const next = await h2(s, { ':path': '/' });
+  t.equal(next.body.toString(), 'fine', 'the session serves the next request');
+});
+
 t.test('many concurrent streams on one session all complete; the session announces its stream limit', async (t) => {
   let open = 0;
   let most = 0;

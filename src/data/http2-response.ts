@@ -21,6 +21,12 @@
  *   (Node does this itself for a body nobody read; this covers a body read in part, e.g.
  *   one cut at the app's size limit.) The reset follows the response's last DATA frame.
  *
+ * - A response the router cuts (`destroy()`: a client that stopped reading, an endpoint
+ *   that failed after the head went out) is reset with CANCEL. Node's own `destroy()`
+ *   resets it with NO_ERROR, which a client may take for the normal end of a body sent
+ *   without Content-Length: a cut response must never look complete (HTTP/1.1 closes the
+ *   connection before the body's end for the same reason). Other streams go on.
+ *
  * Not provided: `shouldKeepAlive` (HTTP/2 draining is GOAWAY, see {@link Http2Sessions})
  * and `destroyed` (the data plane's checks of it are also covered by `'close'`).
  */
@@ -51,6 +57,13 @@ export class Http2Response extends Http2ServerResponse {
       if (!stream.closed && !stream.destroyed && stream.state.remoteClose === 0) stream.close(constants.NGHTTP2_NO_ERROR);
     }
     return this;
+  }
+
+  override destroy(err?: Error): this {
+    const stream = this.stream;
+    // Before Node's destroy, which would reset with NO_ERROR; the reset goes out at once, ahead of DATA still queued.
+    if (stream !== undefined && !stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+    return super.destroy(err);
   }
 
   /** `headers` without connection-specific fields (itself when it has none, the usual case); notes a `Connection` one. */
