@@ -62,6 +62,8 @@
 #                          plain HTTP, HTTPS keep-alive, resumed TLS connections; see bench/README.md)
 #   BENCH_MODE=memory      RSS of Fairway with 10,000 hosts and --workers 2, idle and under load,
 #                          next to nginx with 10,000 server_names (bench/memory.sh; see bench/README.md)
+#   BENCH_MODE=paired      each proxy measured at the same time as nginx on the same CPU, compared by CPU
+#                          per request: ratios without the drift between rows (bench/paired.sh; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,7 +79,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     compression) exec bash "$BENCH_DIR/compression.sh" "$@" ;;
     workers) exec bash "$BENCH_DIR/workers.sh" "$@" ;;
     memory) exec bash "$BENCH_DIR/memory.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression, workers or memory)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    paired) exec bash "$BENCH_DIR/paired.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression, workers, memory or paired)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 

@@ -27,6 +27,10 @@ const server = http.createServer((req, res) => {
     if (!res.headersSent) res.writeHead(502).end(err.message);
     else res.destroy();
   });
+  // A client gone before the end: the upstream exchange is cut too (a paused upstream response would hold its agent socket for good).
+  res.on('close', () => {
+    if (!res.writableFinished) up.destroy();
+  });
   req.pipe(up);
 });
 server.keepAliveTimeout = 75_000;

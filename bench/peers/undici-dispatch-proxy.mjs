@@ -33,7 +33,12 @@ class Exchange {
   constructor(res) {
     this.res = res;
   }
-  onConnect() {}
+  onConnect(abort) {
+    // A client gone before the end cuts the upstream request (it may be paused, waiting for a 'drain' that never comes).
+    this.res.once('close', () => {
+      if (!this.res.writableFinished) abort(new Error('client closed'));
+    });
+  }
   onHeaders(status, raw, resume, statusText) {
     const headers = [];
     for (let i = 0; i < raw.length; i += 2) {
