@@ -19,7 +19,7 @@ import { MAX_CONCURRENT_STREAMS } from '../src/data/http2-sessions.js';
 import { startRouterProcess } from './helpers/router-process.js';
 import { startTestRouter, waitForLog, type TestRouter } from './helpers/test-router.js';
 import { hello } from './helpers/tls-client.js';
-import { upstreamStarter, type TestUpstream } from './helpers/upstreams.js';
+import { bigAnswer, upstreamStarter, type TestUpstream } from './helpers/upstreams.js';
 
 const upstream = upstreamStarter(t);
 const cert = await generateSelfSigned({ names: ['*.h2.test'] });
@@ -270,26 +270,9 @@ t.test('an upload over HTTP/2 is held back while the endpoint does not read it (
 });
 
 t.test('a client that stops reading an HTTP/2 response: the endpoint is paused, timeouts.clientIdle resets that stream (499 client_idle), the session goes on', async (t) => {
-  const SIZE = 64 * 1024 * 1024;
-  const CHUNK = 64 * 1024;
-  let written = 0;
-  let onCut!: () => void;
-  const endpointCut = new Promise<void>((resolve) => (onCut = resolve));
-  const big = await upstream('big', (req, res) => {
-    req.resume();
-    if (req.url !== '/big') return void res.end('small');
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
-    const chunk = Buffer.alloc(CHUNK, 'fairway-');
-    // Pulled by the response's backpressure: a chunk is made only when the socket takes it.
-    Readable.from((function* () {
-      for (let sent = 0; sent < SIZE; sent += CHUNK) {
-        written += CHUNK;
-        yield chunk;
-      }
-    })()).pipe(res);
-    res.on('close', onCut);
-  });
-  const r = await router(`timeouts: { clientIdle: 1s }\napps:\n  web: { domains: [web.h2.test], versions: { v1: { weight: 1, endpoints: ["${big.address}"] } } }\n`);
+  const big = bigAnswer(64 * 1024 * 1024);
+  const origin = await upstream('big', big.handler);
+  const r = await router(`timeouts: { clientIdle: 1s }\napps:\n  web: { domains: [web.h2.test], versions: { v1: { weight: 1, endpoints: ["${origin.address}"] } } }\n`);
   const s = await session(r);
   t.teardown(() => s.close());
   const stream = s.request({ ':authority': 'web.h2.test', ':path': '/big', 'x-request-id': 'fwtest-h2-stalled' });
@@ -298,9 +281,9 @@ t.test('a client that stops reading an HTTP/2 response: the endpoint is paused, 
   t.equal(head[':status'], 200, 'the response started');
   stream.pause(); // reads nothing more: the stream's flow-control window runs out
   const started = performance.now();
-  await endpointCut;
+  await big.closed;
   const cutAfter = performance.now() - started;
-  t.ok(written < 24 * 1024 * 1024, `the endpoint was paused by backpressure: ${(written / 1048576).toFixed(1)} MB of 64 MB written`);
+  t.ok(big.written() < 24 * 1024 * 1024, `the endpoint was paused by backpressure: ${(big.written() / 1048576).toFixed(1)} MB of 64 MB written`);
   t.ok(cutAfter >= 900 && cutAfter < 5000, `the idle timeout cut the exchange (${Math.round(cutAfter)} ms after the client stopped reading)`);
   const line = await waitForLog(r, (l) => l.reqId === 'fwtest-h2-stalled');
   t.equal(line.status, 499, 'logged as the client going away');

@@ -3,10 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { routerStarter } from './helpers/test-router.js';
-import { upstreamStarter } from './helpers/upstreams.js';
+import { bigAnswer, upstreamStarter } from './helpers/upstreams.js';
 import { closedWithin, openSocket, rawExchange } from './helpers/raw-http.js';
 import { startRouterProcess } from './helpers/router-process.js';
 
@@ -153,25 +152,8 @@ t.test('limits.maxConnectionsPerClient: a client address over the limit has new 
 });
 
 t.test('a client that never reads a 100 MB response: the endpoint is paused, router RSS stays bounded, timeouts.clientIdle cuts it', async (t) => {
-  const SIZE = 100 * 1024 * 1024;
-  const CHUNK = 64 * 1024;
-  let written = 0;
-  let onCut!: () => void;
-  const cut = new Promise<void>((resolve) => (onCut = resolve));
-  const origin = await upstream('big', (req, res) => {
-    req.resume();
-    if (req.url !== '/big') return void res.end('small');
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': SIZE });
-    const chunk = Buffer.alloc(CHUNK, 'fairway-');
-    // Pulled by the response's backpressure: a chunk is made only when the socket takes it.
-    Readable.from((function* () {
-      for (let sent = 0; sent < SIZE; sent += CHUNK) {
-        written += CHUNK;
-        yield chunk;
-      }
-    })()).pipe(res);
-    res.on('close', onCut);
-  });
+  const big = bigAnswer(100 * 1024 * 1024);
+  const origin = await upstream('big', big.handler);
   const dir = mkdtempSync(path.join(tmpdir(), 'fairway-slow-'));
   const configFile = path.join(dir, 'fairway.yaml');
   writeFileSync(configFile, `listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }\nlog: { access: false }\ntimeouts: { clientIdle: 2s }\n${appYaml(origin.address)}`);
@@ -185,10 +167,10 @@ t.test('a client that never reads a 100 MB response: the endpoint is paused, rou
   const clientClosed = closedWithin(client, true); // reads nothing
   client.write('GET /big HTTP/1.1\r\nHost: app.test\r\n\r\n');
   const started = performance.now();
-  await cut;
+  await big.closed;
   const cutAfter = performance.now() - started;
   const grown = proc.memory().peak - baseline;
-  t.ok(written < 40 * 1024 * 1024, `the endpoint was paused by backpressure: ${(written / 1048576).toFixed(1)} MB of 100 MB written`);
+  t.ok(big.written() < 40 * 1024 * 1024, `the endpoint was paused by backpressure: ${(big.written() / 1048576).toFixed(1)} MB of 100 MB written`);
   t.ok(grown < 50 * 1024 * 1024, `router peak RSS grew by ${(grown / 1048576).toFixed(1)} MB (< 50 MB)`);
   t.ok(cutAfter >= 1900 && cutAfter < 6000, `the idle timeout cut the exchange (${Math.round(cutAfter)} ms)`);
   client.resume();

@@ -3,6 +3,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 
 export interface TestUpstream {
   readonly name: string;
@@ -48,6 +49,40 @@ export async function startUpstream(name: string, handler?: Handler): Promise<Te
       }),
   });
   return up;
+}
+
+/** A handler that answers `/big` with `size` bytes and any other path with `small`; see {@link bigAnswer}. */
+export interface BigAnswer {
+  readonly handler: Handler;
+  /** Bytes of the big answer made so far. */
+  written(): number;
+  /** Resolves when the big answer's response closes (complete or cut). */
+  readonly closed: Promise<void>;
+}
+
+/**
+ * An endpoint's large answer paced by backpressure: each 64 KiB chunk is made only when the
+ * response takes it, so `written()` tells how far a client that stops reading let it get.
+ */
+export function bigAnswer(size: number): BigAnswer {
+  const CHUNK = 64 * 1024;
+  let written = 0;
+  let onClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (onClosed = resolve));
+  const handler: Handler = (req, res) => {
+    req.resume();
+    if (req.url !== '/big') return void res.end('small');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    const chunk = Buffer.alloc(CHUNK, 'fairway-');
+    Readable.from((function* () {
+      for (let sent = 0; sent < size; sent += CHUNK) {
+        written += CHUNK;
+        yield chunk;
+      }
+    })()).pipe(res);
+    res.on('close', onClosed);
+  };
+  return { handler, written: () => written, closed };
 }
 
 /** A loopback port with nothing listening (connections are refused). */
