@@ -328,12 +328,19 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   });
   const liveShutdown = () => (controlPlane.snapshot?.settings ?? config.settings).shutdown;
 
-  // Ready once the first snapshot holding every provider's first full state is live; it stays so until the stop begins.
-  // Checked at each snapshot (after the data plane applied it) and when asked: asked only, a /readyz arriving
-  // while a later provider update waits for its rebuild (`pending`) would say "starting" long after the start.
+  // Ready once the snapshot built from every provider's first full state is live; it stays so until the stop begins.
+  // "Built" is counted in the control plane's rebuilds since Kubernetes' first full sync, not read from `pending`:
+  // the router's own writes (its admin-token Secret, Events) make the provider send again right after that sync,
+  // and "nothing pending" said "starting" to a /readyz that came during such a rebuild, long after the start.
+  // Checked at each snapshot (after the data plane applied it) and when asked.
   let ready = false;
+  let fullStateBuild = kubernetes ? Number.POSITIVE_INFINITY : 0;
   const checkReady = (): boolean =>
-    (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && (kubernetes?.synced ?? true) && !controlPlane.pending);
+    (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && controlPlane.builds >= fullStateBuild);
+  void kubernetes?.whenSynced().then(() => {
+    fullStateBuild = controlPlane.builds + (controlPlane.pending ? 1 : 0);
+    checkReady();
+  });
   controlPlane.on('snapshot', checkReady);
   const admin = new AdminServer({
     controlPlane,

@@ -49,6 +49,24 @@ t.test('a burst of updates in one turn makes one snapshot; an unchanged state ma
   t.equal(snapshots[0]!.generation, 1);
 });
 
+t.test('builds counts every rebuild, one that changes nothing included: a state sent while pending is built at the next one (readiness)', async (t) => {
+  const { cp, snapshots } = controlPlane();
+  const sink = cp.sinkFor('file');
+  cp.sinkFor('other').update({ apps: [app('api', ['api.test'])] });
+  cp.flush();
+  t.equal(cp.builds, 0, 'no settings yet: nothing was built');
+  sink.update({ apps: base.apps, settings: base.settings });
+  t.ok(cp.pending, 'a sent state waits for its rebuild');
+  const before = cp.builds;
+  await once(cp, 'snapshot');
+  t.equal(cp.builds, before + 1);
+  t.notOk(cp.pending);
+  sink.update({ apps: base.apps, settings: base.settings });
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(cp.builds, before + 2, 'the unchanged state was rebuilt too');
+  t.equal(snapshots.length, 1, 'without a new snapshot');
+});
+
 t.test('apps that conflict are disabled with FW_APP_CONFLICT and the rest keep serving', async (t) => {
   const { cp } = controlPlane();
   cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });

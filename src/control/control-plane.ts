@@ -69,6 +69,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
   #identity = '';
   #generation = 0;
   #scheduled = false;
+  #builds = 0;
   readonly #applied: ((snapshot: Snapshot) => Promise<void>) | undefined;
   readonly #weightWriters = new Map<string, (app: AppSpec, weights: Record<string, number>) => Promise<void>>();
 
@@ -109,9 +110,18 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     };
   }
 
-  /** True while a provider's state has not yet been turned into a snapshot (readiness waits for it). */
+  /** True while a provider's state has not yet been turned into a snapshot. */
   get pending(): boolean {
     return this.#scheduled;
+  }
+
+  /**
+   * Rebuilds run so far, those that made no new snapshot (nothing changed) included: a
+   * provider state sent while `builds` was N is in the live snapshot once `builds` is N + 1
+   * (N if nothing was `pending` when it was sent, which means it was built already).
+   */
+  get builds(): number {
+    return this.#builds;
   }
 
   /** Rebuilds now instead of at the end of this turn (start-up, admin changes). */
@@ -211,6 +221,7 @@ export class ControlPlane extends EventEmitter<ControlPlaneEvents> {
     let settings: RouterSettings | undefined;
     for (const state of this.#states.values()) settings ??= state.settings;
     if (!settings) return;
+    this.#builds++;
     settings = this.#adjustSettings(settings);
     // TCP routes fed by a provider (the builder Service's endpoints and timeouts in Kubernetes mode).
     const fed = new Map<string, TcpFeed>();
