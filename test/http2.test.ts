@@ -18,6 +18,7 @@ import { generateSelfSigned } from '../src/tls/self-signed.js';
 import { MAX_CONCURRENT_STREAMS } from '../src/data/http2-sessions.js';
 import { startRouterProcess } from './helpers/router-process.js';
 import { startTestRouter, waitForLog, type TestRouter } from './helpers/test-router.js';
+import { errorCode, FRAME, RawHttp2 } from './helpers/raw-http2.js';
 import { hello } from './helpers/tls-client.js';
 import { bigAnswer, upstreamStarter, type TestUpstream } from './helpers/upstreams.js';
 
@@ -422,6 +423,27 @@ t.test('header limits: more fields than limits.maxHeadersCount get 431, a header
   await t.rejects(h2(s, { ':path': '/', 'x-big': 'a'.repeat(9000) }), /code 11/, 'RST_STREAM ENHANCE_YOUR_CALM, no response');
   t.equal((await h2(s, { ':path': '/', te: 'trailers' })).status, 200, 'te: trailers is allowed (and not forwarded)');
   t.equal(echo.lastHeaders.te, undefined);
+});
+
+t.test('a request with TE other than "trailers", or another connection-specific field, is reset with PROTOCOL_ERROR before routing; the session goes on', async (t) => {
+  const echo = await upstream('echo', (req, res) => {
+    req.resume();
+    res.end(`served ${req.url}`);
+  });
+  const r = await router(`apps:\n  web: { domains: [web.h2.test], versions: { v1: { weight: 1, endpoints: ["${echo.address}"] } } }\n`);
+  const raw = await RawHttp2.open(httpsPort(r), 'web.h2.test');
+  t.teardown(() => raw.close());
+  raw.get(1, 'web.h2.test', '/te', [['te', 'gzip']]);
+  raw.get(3, 'web.h2.test', '/conn', [['connection', 'keep-alive']]);
+  raw.get(5, 'web.h2.test', '/trailers', [['te', 'trailers']]);
+  for (const stream of [1, 3]) {
+    const reset = await raw.frame((f) => f.type === FRAME.RST_STREAM && f.stream === stream);
+    t.equal(errorCode(reset), constants.NGHTTP2_PROTOCOL_ERROR, `stream ${stream} reset with PROTOCOL_ERROR`);
+  }
+  await raw.frame((f) => f.type === FRAME.DATA && f.stream === 5 && (f.flags & 0x1) === 1);
+  t.equal(raw.body(5), 'served /trailers', '"TE: trailers" is allowed and served, on the same session');
+  t.equal(echo.hits, 1, 'the refused requests never reached the endpoint');
+  t.notOk(raw.frames.some((f) => f.type === FRAME.GOAWAY), 'no GOAWAY: the connection was not closed');
 });
 
 t.test('the access log says proto h2 for HTTP/2 requests, proxied or answered by the router', async (t) => {
