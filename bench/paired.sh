@@ -10,10 +10,9 @@
 # each process during that window (user + system, all threads; nginx: master + worker):
 # nginx's CPU per request divided by the proxy's is the proxy's throughput ratio to nginx
 # when each has a core to itself, the "req/s ÷ nginx" of the plain bench, without the
-# drift between rows. But sharing a core costs both some cache and switching, and a Node
-# proxy loses more to it than nginx does (Fairway's CPU per request ~1.5× its figure alone,
-# nginx's ~1.3×), so the ratio to nginx reads lower than the plain bench's: the plain bench
-# stays the definition of the targets. Where this bench is precise (±2–3% between reps) is
+# drift between rows. But sharing a core costs both some cache and switching, not
+# necessarily alike (both use 1.3–1.7× their CPU per request alone), so the ratio to nginx
+# is an estimate: the plain bench stays the definition of the targets. Where this bench is precise (±2–3% between reps) is
 # between rows measured the same way: fairway ÷ undici-min, fairway-10k ÷ fairway, or a
 # build against another (`fairway-b`, see bench/README.md).
 #

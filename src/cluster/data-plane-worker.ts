@@ -26,11 +26,10 @@
  *   IPC channel closes), the worker drains for {@link ORPHAN_DRAIN_MS} and exits.
  * - Memory: V8's old generation grows less between full collections than by default
  *   ({@link applyWorkerHeapGrowing}); nothing of a message is kept beyond what the data
- *   plane compiled from it: the
- *   route table keeps no AppSpec of the snapshot copies it gets (`keepSnapshots: false`),
- *   and since a deserialised `Uint8Array` is a view of the whole message's buffer (the
- *   `start` one carries 10,000 apps in a few MB), keys are copied out and the `start`
- *   message itself is not kept.
+ *   plane compiled from it: the route table keeps no AppSpec of the snapshot copies it
+ *   gets (`keepSnapshots: false`), and since a deserialised `Uint8Array` is a view of the
+ *   whole message's buffer (the `start` one carries 10,000 apps in a few MB), keys are
+ *   copied out and the `start` message itself is not kept.
  */
 import cluster from 'node:cluster';
 import { DataPlane } from '../data/data-plane.js';

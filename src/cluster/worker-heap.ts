@@ -6,7 +6,7 @@
  * collection had run: after the start-up collection V8 lets the old generation grow to
  * several times its live size (promoted request state) before the next one. A heap
  * growing factor of 1.25 (`--heap-growing-percent=25`) makes that next collection come
- * early: the same worker stays under ~130 MB from the start of the load.
+ * early: the same worker stays at ~125–131 MB from the start of the load.
  *
  * It is set in the worker at start with `v8.setFlagsFromString` (V8 reads it at each full
  * collection; an unknown flag there is ignored, where on a command line it would stop the
