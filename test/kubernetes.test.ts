@@ -78,7 +78,7 @@ t.test('routable Services and their ready EndpointSlice endpoints become routes 
   const started = Date.now();
   api.apply(slice('web', 'web', [{ up: v1b }]));
   await snapshotWhere(r, (s) => app(s, 'web')?.versions[0]?.endpoints[0]?.port === v1b.port, 'the endpoint change');
-  t.ok(Date.now() - started < 1000, `applied in ${Date.now() - started} ms`);
+  t.ok(Date.now() - started < 3000, `applied in ${Date.now() - started} ms, from the watch (not a relist)`);
   t.same(await tally(5, () => r.get('web.example.com'), upstreamOf), { 'v1-b': 5 });
   api.apply(slice('web', 'web', [{ up: v1b, terminating: true }]));
   await snapshotWhere(r, (s) => app(s, 'web')?.versions[0]?.endpoints.length === 0, 'the terminating endpoint to leave');

@@ -271,7 +271,7 @@ apps:
 t.test('HTTP with the PROXY protocol: garbage, truncated, oversized and slow headers close the connection unanswered within the header timeout, are counted, and the router keeps serving', async (t) => {
   const u = await upstream('u');
   const r = await router(`
-proxyProtocol: { http: true, headerTimeout: 400ms }
+proxyProtocol: { http: true, headerTimeout: 2s }
 apps:
   open:
     domains: [open.test]
@@ -281,23 +281,23 @@ apps:
   const request = 'GET / HTTP/1.1\r\nHost: open.test\r\n\r\n';
 
   const plain = await raw(port, [request]);
-  t.same([plain.received, plain.closedAfterMs < 300], ['', true], 'plain HTTP without a header: closed at once, nothing answered');
+  t.same([plain.received, plain.closedAfterMs < 1000], ['', true], 'plain HTTP without a header: closed at once, nothing answered');
   const tls = await raw(port, [Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01])]);
   t.equal(tls.received, '', 'a TLS ClientHello: closed');
   const badV2 = await raw(port, [Buffer.concat([v2(1, 0x11, Buffer.from([1, 2, 3, 4])), Buffer.from(request)])]);
   t.equal(badV2.received, '', 'v2 with short addresses: closed');
   const truncated = await raw(port, ['PROXY TCP4 203.0.113.7 192.0'], 0, true);
-  t.same([truncated.received, truncated.closedAfterMs < 300], ['', true], 'a header cut short by the client: closed when it ends its side');
+  t.same([truncated.received, truncated.closedAfterMs < 1000], ['', true], 'a header cut short by the client: closed when it ends its side');
   const longV1 = await raw(port, [`PROXY UNKNOWN ${'a'.repeat(200)}`]);
-  t.same([longV1.received, longV1.closedAfterMs < 300], ['', true], 'a v1 line over 107 bytes: closed without waiting for its end');
+  t.same([longV1.received, longV1.closedAfterMs < 1000], ['', true], 'a v1 line over 107 bytes: closed without waiting for its end');
   const hugeV2 = v2(1, 0x11, Buffer.alloc(12), tlv(0xee, Buffer.alloc(5000)));
   const longV2 = await raw(port, [hugeV2.subarray(0, 16)]);
-  t.same([longV2.received, longV2.closedAfterMs < 300], ['', true], 'a v2 length over 4 kB: closed from the first 16 bytes');
-  const slow = await raw(port, ['PROXY TCP4 ', '203.0.113.7 ', '192.0.2.1 ', '1 ', '2', '\r', '\n'], 150);
+  t.same([longV2.received, longV2.closedAfterMs < 1000], ['', true], 'a v2 length over 4 kB: closed from the first 16 bytes');
+  const slow = await raw(port, ['PROXY TCP4 ', '203.0.113.7 ', '192.0.2.1 ', '1 ', '2', '\r', '\n'], 500);
   t.equal(slow.received, '', 'a header dripped byte by byte: closed');
-  t.ok(slow.closedAfterMs >= 350 && slow.closedAfterMs < 1500, `closed after ${Math.round(slow.closedAfterMs)} ms (header timeout 400 ms, measured from the accept)`);
+  t.ok(slow.closedAfterMs >= 1950 && slow.closedAfterMs < 3500, `closed after ${Math.round(slow.closedAfterMs)} ms (header timeout 2 s, measured from the accept)`);
   const silent = await raw(port, []);
-  t.ok(silent.closedAfterMs >= 350 && silent.closedAfterMs < 1500, `a connection that sends nothing: closed after ${Math.round(silent.closedAfterMs)} ms`);
+  t.ok(silent.closedAfterMs >= 1950 && silent.closedAfterMs < 3500, `a connection that sends nothing: closed after ${Math.round(silent.closedAfterMs)} ms`);
 
   const client = clientWith(port, encodeProxyHeader(1, v4('203.0.113.9')));
   t.teardown(() => client.close());
@@ -412,7 +412,7 @@ t.test('TCP passthrough with the PROXY protocol: the declared client is sent on 
   const e1 = await recordingEndpoint();
   const e2 = await recordingEndpoint();
   const r = await router(`
-proxyProtocol: { tcp: true, headerTimeout: 300ms }
+proxyProtocol: { tcp: true, headerTimeout: 2s }
 tcp:
   builder: { listen: 127.0.0.1:0, endpoints: ["${e1.address}"], sendProxyProtocol: v1 }
   other: { listen: 127.0.0.1:0, endpoints: ["${e2.address}"], sendProxyProtocol: v2 }
@@ -428,9 +428,9 @@ apps: {}
   t.same(parseProxyHeader(e2.received[0]!), { version: 2, length: 52, addresses: v6('2001:db8::7') }, 'v2 with the declared IPv6 client');
 
   const garbage = await raw(builder, ['SSH-2.0-OpenSSH_9.2\r\n']);
-  t.same([garbage.received, garbage.closedAfterMs < 250], ['', true], 'an SSH client without a header: closed at once');
+  t.same([garbage.received, garbage.closedAfterMs < 1000], ['', true], 'an SSH client without a header: closed at once');
   const slow = await raw(builder, ['PROXY TCP4 203.0.113.7']);
-  t.ok(slow.closedAfterMs >= 250 && slow.closedAfterMs < 1500, `a header that never ends: closed after ${Math.round(slow.closedAfterMs)} ms`);
+  t.ok(slow.closedAfterMs >= 1950 && slow.closedAfterMs < 3500, `a header that never ends: closed after ${Math.round(slow.closedAfterMs)} ms`);
   t.equal(e1.received.length, 1, 'no refused connection reached an endpoint');
   t.equal((await raw(builder, [encodeProxyHeader(1, v4('203.0.113.8')), 'again\n'])).received, 'ok:again\n', 'the route keeps serving');
   t.equal(await metricOf(r, 'tcp/builder', 'accepted'), 2);
