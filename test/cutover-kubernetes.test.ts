@@ -246,9 +246,9 @@ t.test('a cutover started through a replica that does not lead is driven by the 
   const [nameA, nameB] = await Promise.all([nameOf(a), nameOf(b)]);
   t.equal(b.router.cutovers.leading, false, 'one replica leads');
   t.match(api.get('Lease', 'deis', 'fairway-cutovers'), { spec: { holderIdentity: nameA }, metadata: { annotations: { 'fairway.io/admin-url': a.admin } } }, 'the cutover Lease names the leader and its admin API');
-  // Each replica creates its Lease in the background once it serves: wait for both (bounded).
+  // Each replica creates its Lease in the background once it serves: wait for both (bounded: 5 s).
   const replicaLeasesNow = () => api.list('Lease', 'deis').filter((l) => l.metadata?.labels?.['fairway.io/replica'] === 'true');
-  for (let i = 0; i < 100 && replicaLeasesNow().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let i = 0; i < 250 && replicaLeasesNow().length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   const replicaLeases = replicaLeasesNow();
   t.same(replicaLeases.map((l) => l.metadata?.annotations?.['fairway.io/admin-url']).sort(), [a.admin, b.admin].sort(), 'each replica announces its admin API in its own Lease');
 

@@ -49,13 +49,19 @@ t.test('slowloris: a head dribbled byte by byte is closed by timeouts.clientHead
 
 t.test('a request body that stalls is cut by timeouts.clientIdle; one that trickles is cut by timeouts.clientRequest', async (t) => {
   const outcomes: string[] = [];
+  let seenBoth!: () => void;
+  const bothSeen = new Promise<void>((resolve) => (seenBoth = resolve));
+  const outcome = (o: string) => {
+    outcomes.push(o);
+    if (outcomes.length === 2) seenBoth();
+  };
   const origin = await upstream('origin', (req, res) => {
     req.resume();
     req.on('end', () => {
-      outcomes.push('complete');
+      outcome('complete');
       res.end('complete');
     });
-    req.on('error', () => outcomes.push('aborted'));
+    req.on('error', () => outcome('aborted'));
   });
   const r = await router(appYaml(origin.address, 'timeouts: { clientHeaders: 1s, clientIdle: 1s, clientRequest: 2500ms }'));
   const port = portOf(r.http);
@@ -80,7 +86,7 @@ t.test('a request body that stalls is cut by timeouts.clientIdle; one that trick
   t.ok(stalledMs >= 900 && stalledMs < 2400, `the stalled body was cut by the idle timeout (${Math.round(stalledMs)} ms)`);
   t.ok(tricklingMs >= 2400 && tricklingMs < 5000, `the trickling body by the request timeout (${Math.round(tricklingMs)} ms, ${trickled} bytes)`);
   t.equal(trickled < 100, true, 'before it completed');
-  for (let i = 0; i < 50 && outcomes.length < 2; i++) await sleep(20);
+  await bothSeen;
   t.same(outcomes, ['aborted', 'aborted'], 'the endpoint saw both requests aborted, never complete');
 });
 
