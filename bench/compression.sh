@@ -266,13 +266,7 @@ cb_report() {
 
 cb_main() {
   cb_check_settings
-  mkdir -p "$LOGS"
-  find_tools
-  setup_pinning
-  ensure_build
-  cb_check_ports
-  check_idle
-  chmod 755 "$TMP"
+  prepare_bench cb_check_ports
   start_json_origin
   start_cb_servers
   local rep r

@@ -216,14 +216,8 @@ mem_report() {
 
 mem_main() {
   mem_check_settings
-  mkdir -p "$LOGS"
+  prepare_bench mem_check_ports
   : >"$ROWS"
-  find_tools
-  setup_pinning
-  ensure_build
-  mem_check_ports
-  check_idle
-  chmod 755 "$TMP"
   start_origin
   local s
   for s in $MEM_SERVERS; do mem_run_server "$s"; done

@@ -89,15 +89,9 @@ measure_pair() {
 
 paired_main() {
   paired_check_settings
-  mkdir -p "$LOGS"
-  find_tools
+  prepare_bench check_ports
   [ -n "$NGINX" ] || die "nginx not found: the paired bench measures against nginx (apt-get install nginx-light)"
-  setup_pinning
   [ "${#PIN_PROXY[@]}" -gt 0 ] || die "the paired bench needs two CPUs to pin to (proxies on one, load on the other)"
-  ensure_build
-  check_ports
-  check_idle
-  chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
   start_origin
   start_proxies
   [[ " ${MEASURED[*]} " == *" nginx "* ]] || die "nginx did not start: nothing to pair with"

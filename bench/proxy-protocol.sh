@@ -276,13 +276,7 @@ pp_report() {
 
 pp_main() {
   pp_check_settings
-  mkdir -p "$LOGS"
-  find_tools
-  setup_pinning
-  ensure_build
-  pp_check_ports
-  check_idle
-  chmod 755 "$TMP"
+  prepare_bench pp_check_ports
   start_origin
   start_pp_servers
   local scenario rep r

@@ -246,6 +246,21 @@ ensure_build() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# What every bench mode does once its settings are checked and before it starts a server:
+# the results dir, the tools, CPU pinning, the build (unless the mode brings its own dist/),
+# its ports free, an idle machine, and a temp dir that nginx's workers (user nobody when
+# run as root) can reach.
+# Usage: prepare_bench PORT_CHECK [--no-build]   (PORT_CHECK: the mode's function that dies on a busy port)
+prepare_bench() {
+  mkdir -p "$LOGS"
+  find_tools
+  setup_pinning
+  [ "${2:-}" = --no-build ] || ensure_build
+  "$1"
+  check_idle
+  chmod 755 "$TMP"
+}
+
 check_ports() {
   local port
   for port in "$ORIGIN_A_PORT" "$ORIGIN_B_PORT" "$FAIRWAY_PORT" "$FAIRWAY_ADMIN_PORT" "$FAIRWAY_NOLOG_PORT" \
@@ -743,13 +758,7 @@ report() {
 
 main() {
   check_settings
-  mkdir -p "$LOGS"
-  find_tools
-  setup_pinning
-  ensure_build
-  check_ports
-  check_idle
-  chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
+  prepare_bench check_ports
   # Start everything once; the processes stay up through all reps.
   start_origin
   start_proxies

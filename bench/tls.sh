@@ -448,13 +448,7 @@ tls_report() {
 
 tls_main() {
   tls_check_settings
-  mkdir -p "$LOGS"
-  find_tools
-  setup_pinning
-  ensure_build
-  tls_check_ports
-  check_idle
-  chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
+  prepare_bench tls_check_ports
   make_certificate
   build_client
   start_origin

@@ -350,18 +350,13 @@ wb_report() {
 
 wb_main() {
   wb_check_settings
-  mkdir -p "$LOGS"
-  find_tools
-  setup_pinning
   if [ -n "$WB_DIST" ]; then
     DIST=$(cd "$WB_DIST" && pwd)
+    prepare_bench wb_check_ports --no-build
   else
     DIST=$ROOT/dist
-    ensure_build
+    prepare_bench wb_check_ports
   fi
-  wb_check_ports
-  check_idle
-  chmod 755 "$TMP"   # nginx workers (user nobody when run as root) must reach their temp paths
   make_certificate
   start_origin
   start_servers
