@@ -27,6 +27,7 @@ import { readAdminTokenFile } from './admin/admin-token-file.js';
 import { loadConfigOffHeap } from './config/load-config-off-heap.js';
 import { parseHostPort } from './config/host-port.js';
 import { ControlPlane } from './control/control-plane.js';
+import { ReadinessGate } from './control/readiness-gate.js';
 import { WeightOverrides } from './control/weight-overrides.js';
 import { CutoverController } from './cutover/cutover-controller.js';
 import type { CutoverStore } from './cutover/cutover-store.js';
@@ -328,20 +329,13 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
   });
   const liveShutdown = () => (controlPlane.snapshot?.settings ?? config.settings).shutdown;
 
-  // Ready once the snapshot built from every provider's first full state is live; it stays so until the stop begins.
-  // "Built" is counted in the control plane's rebuilds since Kubernetes' first full sync, not read from `pending`:
-  // the router's own writes (its admin-token Secret, Events) make the provider send again right after that sync,
-  // and "nothing pending" said "starting" to a /readyz that came during such a rebuild, long after the start.
-  // Checked at each snapshot (after the data plane applied it) and when asked.
-  let ready = false;
-  let fullStateBuild = kubernetes ? Number.POSITIVE_INFINITY : 0;
-  const checkReady = (): boolean =>
-    (ready ||= (dataPlane ? dataPlane.table !== undefined : pool!.ready) && controlPlane.builds >= fullStateBuild);
-  void kubernetes?.whenSynced().then(() => {
-    fullStateBuild = controlPlane.builds + (controlPlane.pending ? 1 : 0);
-    checkReady();
+  // `/readyz`: ready once the snapshot of every provider's first full state is live, and for good.
+  const readiness = new ReadinessGate({
+    tableLive: () => (dataPlane ? dataPlane.table !== undefined : pool!.ready),
+    controlPlane,
+    synced: kubernetes?.whenSynced(),
   });
-  controlPlane.on('snapshot', checkReady);
+  controlPlane.on('snapshot', () => readiness.check());
   const admin = new AdminServer({
     controlPlane,
     cutovers,
@@ -349,7 +343,7 @@ export async function startRouter(options: RouterOptions): Promise<Router> {
     metrics,
     logger,
     auth: adminAuth,
-    ready: checkReady,
+    ready: () => readiness.check(),
     draining: () => shutdown.draining,
     replica: { name: replica.name, start: replica.start, startedAt: new Date(replica.startedAt).toISOString() },
     appLogs,

@@ -2,6 +2,7 @@ import t from 'tap';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { ControlPlane } from '../src/control/control-plane.js';
+import { ReadinessGate } from '../src/control/readiness-gate.js';
 import { WeightOverrides } from '../src/control/weight-overrides.js';
 import { parseConfig } from '../src/config/load-config.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -65,6 +66,52 @@ t.test('builds counts every rebuild, one that changes nothing included: a state 
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(cp.builds, before + 2, 'the unchanged state was rebuilt too');
   t.equal(snapshots.length, 1, 'without a new snapshot');
+});
+
+t.test('readiness without a provider to wait for: ready as soon as a route table is live, and for good', async (t) => {
+  const { cp } = controlPlane();
+  let live = false;
+  const gate = new ReadinessGate({ tableLive: () => live, controlPlane: cp });
+  t.notOk(gate.check(), 'no table yet: starting');
+  live = true;
+  t.ok(gate.check(), 'a table is live: ready');
+  live = false;
+  t.ok(gate.check(), 'once ready, ready until the stop (draining is said by the admin server)');
+});
+
+t.test('readiness with Kubernetes: not before the snapshot of its first full state is built, even with a table live; a rebuild pending later does not make it starting again', async (t) => {
+  const { cp } = controlPlane();
+  cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });
+  cp.flush();
+  let synced!: () => void;
+  const gate = new ReadinessGate({ tableLive: () => true, controlPlane: cp, synced: new Promise<void>((resolve) => (synced = resolve)) });
+  t.notOk(gate.check(), 'a table is live, but Kubernetes has not listed yet');
+  const kubernetes = cp.sinkFor('kubernetes');
+  kubernetes.update({ apps: [app('api', ['api.test'])] }); // the first full state, sent just before the provider says it synced
+  synced();
+  await Promise.resolve(); // the gate's own continuation on `synced` runs first
+  t.ok(cp.pending);
+  t.notOk(gate.check(), 'the full state is sent but not built yet: starting');
+  await once(cp, 'snapshot');
+  t.ok(gate.check(), 'ready once the rebuild that holds it ran');
+  // The router's own writes (its admin-token Secret, Events) make the provider send again right after the sync.
+  kubernetes.update({ apps: [app('api', ['api.test']), app('b', ['b.test'])] });
+  t.ok(cp.pending);
+  t.ok(gate.check(), 'still ready while that rebuild is pending');
+});
+
+t.test('readiness with Kubernetes: a sync whose state was already built is ready at once', async (t) => {
+  const { cp } = controlPlane();
+  cp.sinkFor('file').update({ apps: base.apps, settings: base.settings });
+  let synced!: () => void;
+  const gate = new ReadinessGate({ tableLive: () => true, controlPlane: cp, synced: new Promise<void>((resolve) => (synced = resolve)) });
+  cp.sinkFor('kubernetes').update({ apps: [app('api', ['api.test'])] });
+  cp.flush();
+  t.notOk(gate.check(), 'built, but not yet known to be the full state');
+  synced();
+  await Promise.resolve();
+  t.notOk(cp.pending);
+  t.ok(gate.check(), 'nothing pending at the sync: the live snapshot holds the full state');
 });
 
 t.test('apps that conflict are disabled with FW_APP_CONFLICT and the rest keep serving', async (t) => {
