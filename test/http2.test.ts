@@ -18,7 +18,7 @@ import { generateSelfSigned } from '../src/tls/self-signed.js';
 import { MAX_CONCURRENT_STREAMS } from '../src/data/http2-sessions.js';
 import { startRouterProcess } from './helpers/router-process.js';
 import { startTestRouter, waitForLog, type TestRouter } from './helpers/test-router.js';
-import { errorCode, FRAME, RawHttp2 } from './helpers/raw-http2.js';
+import { END_STREAM, errorCode, FRAME, RawHttp2 } from './helpers/raw-http2.js';
 import { hello } from './helpers/tls-client.js';
 import { bigAnswer, upstreamStarter, type TestUpstream } from './helpers/upstreams.js';
 
@@ -440,7 +440,7 @@ t.test('a request with TE other than "trailers", or another connection-specific 
     const reset = await raw.frame((f) => f.type === FRAME.RST_STREAM && f.stream === stream);
     t.equal(errorCode(reset), constants.NGHTTP2_PROTOCOL_ERROR, `stream ${stream} reset with PROTOCOL_ERROR`);
   }
-  await raw.frame((f) => f.type === FRAME.DATA && f.stream === 5 && (f.flags & 0x1) === 1);
+  await raw.frame((f) => f.type === FRAME.DATA && f.stream === 5 && (f.flags & END_STREAM) !== 0);
   t.equal(raw.body(5), 'served /trailers', '"TE: trailers" is allowed and served, on the same session');
   t.equal(echo.hits, 1, 'the refused requests never reached the endpoint');
   t.notOk(raw.frames.some((f) => f.type === FRAME.GOAWAY), 'no GOAWAY: the connection was not closed');

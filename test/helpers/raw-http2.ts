@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { connect, type TLSSocket } from 'node:tls';
 
 export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, GOAWAY: 0x7 } as const;
-const END_STREAM = 0x1;
+/** The flag of a frame that ends its stream (DATA, HEADERS). */
+export const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const ACK = 0x1;
 
