@@ -8,7 +8,7 @@ import t from 'tap';
 import { mergeEndpointStates } from '../src/cluster/merge-endpoint-states.js';
 import { autoWorkerCount, MAX_WORKERS, parseWorkerCount } from '../src/cluster/worker-count.js';
 import { WorkerCounters } from '../src/cluster/worker-counters.js';
-import { applyWorkerHeapGrowing, WORKER_HEAP_GROWING_PERCENT } from '../src/cluster/worker-heap.js';
+import { applyWorkerHeapGrowing, WORKER_HEAP_GROWING_PERCENT, WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/cluster/worker-heap.js';
 import type { EndpointState } from '../src/data/endpoint-health.js';
 import { EndpointHealthStats, unavailableRows, type EndpointHealthCounterData } from '../src/observability/endpoint-health-stats.js';
 import { RequestStats } from '../src/observability/request-stats.js';
@@ -166,4 +166,14 @@ t.test('worker heap: the old generation\'s growing factor is set in the worker u
   applyWorkerHeapGrowing(['--heap-growing-percent=0'], (f) => set.push(f));
   applyWorkerHeapGrowing(['--heap_growing_percent=80'], (f) => set.push(f));
   t.equal(set.length, 1, 'the operator\'s value is left alone');
+});
+
+t.test('worker heap: workers start with the young generation capped unless node\'s command line or NODE_OPTIONS sets it (either spelling)', async (t) => {
+  const cap = `--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`;
+  t.same(workerExecArgv([], undefined), [cap]);
+  t.same(workerExecArgv(['--enable-source-maps'], '--max-old-space-size=512 --import=x.js'), ['--enable-source-maps', cap], 'the primary\'s own flags come first');
+  t.same(workerExecArgv(['--max-semi-space-size=16'], undefined), ['--max-semi-space-size=16']);
+  t.same(workerExecArgv(['--max_semi_space_size', '32'], undefined), ['--max_semi_space_size', '32']);
+  t.same(workerExecArgv([], ' --max-semi-space-size=4  --trace-gc'), [], 'NODE_OPTIONS reaches the worker, and wins over nothing');
+  t.same(workerExecArgv(['--max-semi-space-sizes-unrelated=1'], undefined), ['--max-semi-space-sizes-unrelated=1', cap], 'a longer flag of the same prefix is not the flag');
 });

@@ -6,12 +6,13 @@
  * request ID the test sent.
  */
 import t, { type Test } from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { Client } from 'undici';
+import { WORKER_SEMI_SPACE_MB } from '../src/cluster/worker-heap.js';
 import { freeLoopbackPorts, startPebble } from './helpers/pebble.js';
 import { startRouterProcess, type RouterProcess } from './helpers/router-process.js';
 import { hello } from './helpers/tls-client.js';
@@ -115,6 +116,10 @@ t.test('two workers: both serve, changes reach both before they are reported, co
 
   const workers = await bothWorkers(w, 'spread');
   t.equal(workers.size, 2, 'requests on new connections are served by both workers');
+  for (const pid of workers.values()) {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    t.ok(argv.includes(`--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`), `worker ${pid} runs with the young generation capped: ${argv.join(' ')}`);
+  }
   const served = w.logs.filter((e) => e.log === 'access' && e.reqId?.startsWith('spread-')).length;
 
   // A file reload: its `snapshot applied` line comes once both workers applied it; every request after it goes to v2.

@@ -52,6 +52,7 @@ import type { AppEndpointStates, CertificateIndex, ChallengeChange, FromWorker, 
 import { mergeEndpointStates, type MergedEndpointState } from './merge-endpoint-states.js';
 import { WorkerCounters } from './worker-counters.js';
 import { renderWorkerMetrics } from './worker-metrics.js';
+import { workerExecArgv } from './worker-heap.js';
 
 export { COUNTER_PUSH_MS } from './ipc-messages.js';
 
@@ -260,7 +261,12 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
   async listen(http: ListenAt, https: ListenAt | undefined, maxHeaderSize: number): Promise<{ http: AddressInfo; https: AddressInfo | undefined }> {
     this.#listen = { http, https, maxHeaderSize };
     cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: this.#o.exec ?? fileURLToPath(new URL('./data-plane-worker.js', import.meta.url)), args: [], serialization: 'advanced' });
+    cluster.setupPrimary({
+      exec: this.#o.exec ?? fileURLToPath(new URL('./data-plane-worker.js', import.meta.url)),
+      args: [],
+      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
+      serialization: 'advanced',
+    });
     const failed = new Promise<never>((_, reject) => (this.#startFailed = reject));
     const members = Array.from({ length: this.#o.size }, () => this.#fork());
     const listening = members.map((m) => new Promise<Extract<FromWorker, { type: 'listening' }>>((resolve) => {
