@@ -63,6 +63,22 @@ t.test('undefined fields are left out and non-finite numbers are written as null
   t.equal(fields.host, HOSTILE.host);
 });
 
+t.test('an entry\'s fields are JSON.stringify\'s text for it without the braces, whatever the values', async (t) => {
+  const entries: AccessLogEntry[] = [
+    HOSTILE,
+    {},
+    { reqId: 'r', status: 200, bytes: 100, duration: 0.5, upstreamDuration: 17.103, clientIp: '::ffff:127.0.0.1' },
+    { zero: -0, big: 1e21, small: 5e-7, max: Number.MAX_SAFE_INTEGER, negative: -Infinity, flag: false },
+    { pair: '\ud83d\ude00', lone: 'a\udc00b', del: '\u007f', separators: '\u2028\u2029', slash: 'a/b', empty: '' },
+    { when: new Date(0), nested: { a: [undefined, 1, 'x"'], b: null }, fn: () => 1, sym: Symbol('s'), list: [] },
+    { 'q"uote': 1, 'back\\slash': 'v', 'new\nline': true, 7: 'integer keys come first', after: 'x' },
+  ];
+  for (const entry of entries) {
+    const json = JSON.stringify(entry);
+    t.equal(entryFields(entry), json.length > 2 ? `,${json.slice(1, -1)}` : '', json);
+  }
+});
+
 t.test('an access log whose logger is above info writes nothing but still feeds its sinks', async (t) => {
   const { logger, lines } = capturingLogger('warn');
   const seen: AccessLogEntry[] = [];

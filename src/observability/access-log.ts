@@ -58,14 +58,44 @@ export class AccessLog {
   }
 }
 
+/** A string JSON.stringify would change: a quote, a backslash, a control character or a (lone) surrogate. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** `,"key":` per field name seen (a fixed set in practice; bounded all the same). */
+const KEY_PREFIXES = new Map<string, string>();
+const MAX_KEY_PREFIXES = 256;
+
 /**
  * An entry as the `,"key":value` pairs of a JSON object, in the entry's key order, `undefined` values
  * left out: what pino writes for the same object, but for lone surrogates, which JSON.stringify escapes
  * (`\ud800`) where pino writes them raw. Non-finite numbers are `null`, as JSON has no others.
+ *
+ * The text is exactly `JSON.stringify(entry)` without its braces (for the plain objects entries are).
+ * It is built field by field, which takes about half the time (~0.9 against 1.4–1.9 µs per entry,
+ * bench/README "Paired results"): a string with nothing to escape (nearly every one) is copied
+ * between quotes, numbers and booleans are printed, and only other values (objects, arrays, strings
+ * to escape) go through JSON.stringify.
  */
 export function entryFields(entry: AccessLogEntry): string {
-  const json = JSON.stringify(entry);
-  return json.length > 2 ? `,${json.slice(1, -1)}` : '';
+  let out = '';
+  for (const key in entry) {
+    const value = entry[key];
+    const type = typeof value;
+    // What JSON.stringify leaves out of an object.
+    if (type === 'undefined' || type === 'function' || type === 'symbol') continue;
+    let prefix = KEY_PREFIXES.get(key);
+    if (prefix === undefined) {
+      prefix = `,${JSON.stringify(key)}:`;
+      if (KEY_PREFIXES.size < MAX_KEY_PREFIXES) KEY_PREFIXES.set(key, prefix);
+    }
+    if (type === 'string') out += NEEDS_ESCAPE.test(value as string) ? prefix + JSON.stringify(value) : `${prefix}"${value as string}"`;
+    else if (type === 'number') out += Number.isFinite(value) ? prefix + String(value) : `${prefix}null`;
+    else if (type === 'boolean') out += prefix + String(value);
+    else {
+      const json = JSON.stringify(value);
+      if (json !== undefined) out += prefix + json;
+    }
+  }
+  return out;
 }
 
 /** `{"time": ISO, ...entry}` as one JSON text, as the logs endpoint, `fairway logs` and the shipper show an entry. */
