@@ -64,6 +64,8 @@
 #                          next to nginx with 10,000 server_names (bench/memory.sh; see bench/README.md)
 #   BENCH_MODE=paired      each proxy measured at the same time as nginx on the same CPU, compared by CPU
 #                          per request: ratios without the drift between rows (bench/paired.sh; see bench/README.md)
+#   BENCH_MODE=all         the plain bench, 1 MiB answers, tls, workers and memory one after the other, and
+#                          their verdicts together (bench/all.sh; see bench/README.md)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,7 +82,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     workers) exec bash "$BENCH_DIR/workers.sh" "$@" ;;
     memory) exec bash "$BENCH_DIR/memory.sh" "$@" ;;
     paired) exec bash "$BENCH_DIR/paired.sh" "$@" ;;
-    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression, workers, memory or paired)\n' "$BENCH_MODE" >&2; exit 1 ;;
+    all) exec bash "$BENCH_DIR/all.sh" "$@" ;;
+    *) printf 'bench: unknown BENCH_MODE %s (http, tls, kubernetes, proxy-protocol, compression, workers, memory, paired or all)\n' "$BENCH_MODE" >&2; exit 1 ;;
   esac
 fi
 
