@@ -438,9 +438,10 @@ t.test('zero downtime: a steady keep-alive client through a 0→100 cutover and 
   await post(r, '/v1/apps/web/cutover', { to: 'v2', steps, holdMs: 700, minRequests: 500, maxP99Ms: 2000 });
   const done = await ended(r);
   t.equal(done.kind, 'complete', done.message);
-  const rollbackAt = Date.now();
   const rolledBack = await post(r, '/v1/apps/web/rollback');
   t.equal(rolledBack.json.state, 'rolled_back');
+  // The rollback is live once its answer came (the admin API answers after the swap), not when it was asked for.
+  const rollbackAt = Date.now();
   // Keep the load on for another 800 answers after the rollback.
   await load.until(load.served.length + 800);
   await load.stop();
