@@ -12,7 +12,7 @@
 # when each has a core to itself, the "req/s ÷ nginx" of the plain bench, without the
 # drift between rows. But sharing a core costs both some cache and switching, not
 # necessarily alike (both use 1.3–1.7× their CPU per request alone), so the ratio to nginx
-# is an estimate: the plain bench stays the definition of the targets. Where this bench is precise (±2–3% between reps) is
+# is an estimate: the plain bench stays the definition of the targets. Where this bench is precise (medians within ±1.5–2%; single reps up to ±5%) is
 # between rows measured the same way: fairway ÷ undici-min, fairway-10k ÷ fairway, or a
 # build against another (`fairway-b`, see bench/README.md).
 #

@@ -5,7 +5,7 @@
  *
  * - **Young generation: 2 × 8 MB** (`--max-semi-space-size=8`, V8's default is 2 × 16 MB).
  *   A busy worker grows its young generation to the maximum within seconds and keeps it
- *   committed, so this takes ~16 MB off a loaded worker (10,000 hosts: ~126–131 → ~106–112
+ *   committed, so this takes ~16 MB off a loaded worker (10,000 hosts: ~126–131 → ~110–116
  *   MB). It costs ~1.5–3% of throughput (more, shorter scavenges of the same survivors;
  *   measured with both settings side by side on one core, each in both positions). V8
  *   reads it only when the heap is set up, so the primary puts it on the worker's command
