@@ -19,17 +19,19 @@
  * through its open descriptor every `lockHeartbeatMs`, which keeps its mtime fresh. Waiters
  * poll every `lockPollMs` (plus up to 150 % jitter); waiters in this process are also woken
  * at once by a release. A lock file whose mtime is older than `lockStaleMs` is abandoned: a
- * waiter renames it to a unique name, then checks that what it moved is the same stale
- * inode it judged; only then is it deleted. If a live lock slipped in between (another
- * waiter broke the stale one and took the lock first), it is linked back in place. So two
- * waiters never both break one stale lock. `release()` stops the heartbeat and deletes the
- * file only if it still carries this lock's id; it is safe to call twice.
+ * waiter takes the breaker file `<name>.lock.break` with O_EXCL (one breaker at a time),
+ * checks that the lock file is still the stale inode it judged, and only then deletes it.
+ * The lock file's path is never emptied while a live lock is there (moving the stale file
+ * aside did that: a waiter could move a lock another waiter had just taken, and a third
+ * then took it too). A breaker file left by a crashed waiter is removed once it is older
+ * than `lockStaleMs`. `release()` stops the heartbeat and deletes the file only if it still
+ * carries this lock's id; it is safe to call twice.
  *
  * A lock is a lease: a holder whose event loop stalls for longer than `lockStaleMs` loses
  * it. Keep `lockStaleMs` several heartbeats long.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { FairwayError } from '../errors.js';
@@ -237,28 +239,34 @@ export class FileStorage implements Storage {
       throw ioError(`cannot inspect lock file ${file}`, file, err);
     }
     if (Date.now() - seen.mtimeMs <= this.#staleMs) return false;
-    // Move it aside first: of several waiters that judged it stale, one rename wins.
-    const aside = `${file}~stale-${randomBytes(8).toString('hex')}`;
+    // One breaker at a time. Under the breaker file only a holder's own release removes the
+    // lock file, so the inode checked below is the one deleted.
+    const breaker = `${file}.break`;
+    let handle: FileHandle;
     try {
-      await rename(file, aside);
+      handle = await open(breaker, 'wx', 0o600);
     } catch (err) {
-      if (errno(err) === 'ENOENT') return true;
-      throw ioError(`cannot take over stale lock file ${file}`, file, err);
+      if (errno(err) !== 'EEXIST') throw ioError(`cannot take over stale lock file ${file}`, breaker, err);
+      // Another waiter is breaking it; a breaker file its crashed owner left goes once stale.
+      const left = await stat(breaker).catch(() => undefined);
+      if (left && Date.now() - left.mtimeMs > this.#staleMs) await unlink(breaker).catch(() => {});
+      return false;
     }
-    const moved = await stat(aside).catch(() => undefined);
-    if (!moved || (moved.ino === seen.ino && moved.dev === seen.dev && Date.now() - moved.mtimeMs > this.#staleMs)) {
-      await rm(aside, { force: true }).catch(() => {});
+    try {
+      const now = await stat(file).catch(() => undefined);
+      if (now === undefined) return true;
+      // Replaced by a live lock, or its holder heartbeated, since we judged it: leave it.
+      if (now.ino !== seen.ino || now.dev !== seen.dev || Date.now() - now.mtimeMs <= this.#staleMs) return false;
+      try {
+        await unlink(file);
+      } catch (err) {
+        if (errno(err) !== 'ENOENT') throw ioError(`cannot take over stale lock file ${file}`, file, err);
+      }
       return true;
+    } finally {
+      await handle.close().catch(() => {});
+      await unlink(breaker).catch(() => {});
     }
-    // Between our stat and our rename the stale file was replaced by a live lock (or its
-    // holder heartbeated): put it back. link() never overwrites a newer lock file.
-    try {
-      await link(aside, file);
-    } catch (err) {
-      if (errno(err) !== 'EEXIST') await rename(aside, file).catch(() => {});
-    }
-    await rm(aside, { force: true }).catch(() => {});
-    return false;
   }
 
   async #walk(dir: string, keyPrefix: string, keys: string[]): Promise<void> {
