@@ -67,12 +67,11 @@
  * the exchange; {@link ClientConnectionLimit} bounds connections per client address.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Http2ServerRequest, constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { SecureContext, TLSSocket } from 'node:tls';
+import type { SecureContext, TlsOptions, TLSSocket } from 'node:tls';
 import type { Snapshot } from '../model.js';
 import { AccessLog, type AccessLogSink } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
@@ -95,6 +94,10 @@ import { stampRequestIds } from './stamp-request-ids.js';
 import { translateHttp2Head } from './translate-http2-head.js';
 import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
 import { TunnelSet } from './tunnel-set.js';
+import { http1ResponseOn } from '../http1/http1-connection.js';
+import type { Http1Request } from '../http1/http1-request.js';
+import type { Http1Response } from '../http1/http1-response.js';
+import { Http1Server, Https1Server } from '../http1/http1-server.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -114,8 +117,8 @@ const EMPTY = Buffer.alloc(0);
  * granularity of those timeouts. The check walks only connections with a request in progress.
  */
 export const CONNECTIONS_CHECK_MS = 1000;
-/** Options of both listeners that no setting changes. */
-const SERVER_OPTIONS = { requireHostHeader: false, insecureHTTPParser: false, connectionsCheckingInterval: CONNECTIONS_CHECK_MS } as const;
+/** The listeners: the router's own HTTP/1.1 server, plain and over TLS (which also hands `h2` connections to HTTP/2). */
+type HttpListener = Http1Server | Https1Server;
 /** Set on a TLS socket whose ALPN callback chose `acme-tls/1`, for the SNI callback that follows. */
 const ALPN_CHALLENGE = Symbol('fairway.alpnChallenge');
 
@@ -169,7 +172,7 @@ export class DataPlane implements DrainingListener {
   /** Set once by {@link beginDrain}: every response from then on closes its connection. */
   #draining = false;
   #closing: Promise<DrainCut> | undefined;
-  readonly #server: Server;
+  readonly #server: Http1Server;
   /** PROXY protocol on the HTTP and HTTPS listeners (`proxyProtocol.http` / `.https`). */
   readonly #httpGate: ProxyProtocolGate;
   readonly #httpsGate: ProxyProtocolGate;
@@ -178,7 +181,7 @@ export class DataPlane implements DrainingListener {
   readonly #httpsLimit: ClientConnectionLimit;
   /** `timeouts.clientIdle`, ms: the longest pause of a request body. */
   #clientIdle = 60_000;
-  #https: HttpsServer | undefined;
+  #https: Https1Server | undefined;
   /** The HTTPS listener's HTTP/2 connections (with the listener). */
   #http2: Http2Sessions | undefined;
   /** `tls.http2`: ALPN may choose `h2` (read at each handshake). */
@@ -202,7 +205,7 @@ export class DataPlane implements DrainingListener {
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
     this.#keepSnapshots = options.keepSnapshots ?? true;
     this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle };
-    this.#server = createServer({ ...SERVER_OPTIONS, maxHeaderSize: options.maxHeaderSize }, this.#onRequest);
+    this.#server = new Http1Server({ maxHeaderSize: options.maxHeaderSize, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, this.#onHttp1Request);
     this.#server.on('clientError', this.#onClientError);
     this.#server.on('upgrade', this.#onUpgrade);
     this.#httpGate = new ProxyProtocolGate('http', options.stats.forProxyProtocol('http'), options.logger);
@@ -290,10 +293,8 @@ export class DataPlane implements DrainingListener {
     const stats = this.#stats.tls;
     // The callbacks' `this` is the TLS socket.
     const plane = this;
-    const server = createHttpsServer({
+    const server = new Https1Server({
       ...store.serverOptions(),
-      ...SERVER_OPTIONS,
-      maxHeaderSize,
       // Both callbacks are called with the TLS socket as `this`; ALPN runs first (Node 20).
       ALPNCallback(this: TLSSocket, { servername, protocols }: { servername: string; protocols: string[] }) {
         if (protocols.includes(ACME_TLS_ALPN) && (challenges.alpn(servername) || challenges.shared)) {
@@ -315,9 +316,9 @@ export class DataPlane implements DrainingListener {
           (err: Error) => done(err),
         );
       },
-    } as Parameters<typeof createHttpsServer>[0], this.#onRequest);
+    } as TlsOptions, { maxHeaderSize, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, this.#onHttp1Request);
     this.#renewSessionTickets(server);
-    // First, so that it takes over node:https's own handling of `h2` connections only.
+    // First, so that it takes over the HTTP/1.1 server's handling of `h2` connections only.
     const http2 = new Http2Sessions(maxHeaderSize, this.#onHttp2Request);
     http2.guard(server);
     server.on('clientError', this.#onClientError);
@@ -356,7 +357,7 @@ export class DataPlane implements DrainingListener {
   }
 
   /** Session tickets renewed on every resumption ({@link SessionTickets}) on `server`'s current context. */
-  #renewSessionTickets(server: HttpsServer): void {
+  #renewSessionTickets(server: Https1Server): void {
     if (this.#certificates.sessionTickets.install(server) || this.#ticketHookMissing) return;
     this.#ticketHookMissing = true;
     this.#logger.warn('this Node has no TLS ticket key hook: resumed TLS connections get no new session ticket');
@@ -391,7 +392,7 @@ export class DataPlane implements DrainingListener {
 
   async #close(timeoutMs: number): Promise<DrainCut> {
     this.beginDrain();
-    const servers: Server[] = this.#https ? [this.#server, this.#https] : [this.#server];
+    const servers: HttpListener[] = this.#https ? [this.#server, this.#https] : [this.#server];
     // Resolves once every connection of the listeners has ended (Node 20's close() also closes the idle ones), and then every tunnel.
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())))).then(() => this.#tunnels.whenEmpty());
     // Connections still sending their PROXY header have sent no request yet.
@@ -411,7 +412,7 @@ export class DataPlane implements DrainingListener {
   }
 
   /** The drain deadline: every connection and tunnel still open is closed; counts what that cut. */
-  #cut(servers: readonly Server[]): DrainCut {
+  #cut(servers: readonly HttpListener[]): DrainCut {
     let requests = 0;
     for (const socket of this.#connections) if (responseOn(socket) !== undefined) requests++;
     requests += this.#http2?.cut() ?? 0;
@@ -446,6 +447,15 @@ export class DataPlane implements DrainingListener {
     // From here the connection is the upgrade's: a tunnel, or closed after the answer.
     this.#connections.delete(socket as Socket);
     this.#onRequest(req, responseForUpgrade(req, socket as Socket));
+  };
+
+  /**
+   * A request of either listener's HTTP/1.1 server ({@link Http1Server}): its request and
+   * response offer what the request path reads and writes of node:http's (see their
+   * module comments), as HTTP/2's compatibility objects do.
+   */
+  readonly #onHttp1Request = (req: Http1Request, res: Http1Response): void => {
+    this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
 
   readonly #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -700,8 +710,8 @@ function dropConnectionTokens(headers: string[], connection: string): void {
   }
 }
 
-/** What a reload changes on a listener (Node reads these properties for each connection or check). */
-function configureServer(server: Server, s: Snapshot['settings']): void {
+/** What a reload changes on a listener (read for each connection or check). */
+function configureServer(server: HttpListener, s: Snapshot['settings']): void {
   server.keepAliveTimeout = s.timeouts.clientKeepAlive;
   server.headersTimeout = s.timeouts.clientHeaders;
   server.requestTimeout = s.timeouts.clientRequest;
@@ -783,10 +793,10 @@ function endBodyIdle(this: IncomingMessage): void {
 
 /** The response being written on an HTTP connection (Node's own record of it), if any: a request in flight. */
 function responseOn(socket: Socket): ServerResponse | undefined {
-  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+  return (http1ResponseOn(socket) as ServerResponse | undefined) ?? (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
-function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {
+function listenOn(server: HttpListener, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port, backlog: 1024 }, () => {

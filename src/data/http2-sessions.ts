@@ -7,12 +7,10 @@
  * to the data plane as a compatibility request and an {@link Http2Response}.
  *
  * Why not `http2.createSecureServer({ allowHTTP1: true })`: that server hands HTTP/1.1
- * connections to node:http's connection handler without the options node:https applies
- * (`insecureHTTPParser`, `maxHeaderSize`, `requireHostHeader` would be Node's global
- * defaults, so `NODE_OPTIONS=--insecure-http-parser` could loosen the parser), and without
- * `closeIdleConnections`/`closeAllConnections`, which draining uses. Here the HTTP/1.1
- * path is node:https exactly as before; choosing the protocol costs one comparison per
- * connection and nothing per request.
+ * connections to node:http's connection handler, not to the router's own HTTP/1.1 server
+ * ({@link Https1Server}), and has no `closeIdleConnections`/`closeAllConnections`, which
+ * draining uses. Here the HTTP/1.1 path is the listener's own; choosing the protocol costs
+ * one comparison per connection and nothing per request.
  *
  * Limits (what a hardened server sets; the rest are Node's and nghttp2's defaults):
  * - {@link MAX_CONCURRENT_STREAMS} streams per session (Node's default is unlimited);
@@ -42,6 +40,7 @@
 import { constants, createServer, type Http2ServerRequest, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Https1Server } from '../http1/http1-server.js';
 import { Http2Response } from './http2-response.js';
 
 /** SETTINGS_MAX_CONCURRENT_STREAMS announced to every client (nginx's default is 128, Go's 250). */
@@ -75,7 +74,7 @@ export class Http2Sessions {
 
   /**
    * Puts HTTP/2 in front of `server`'s own handling of TLS connections (its
-   * `secureConnection` listeners at the time of the call: node:https's HTTP/1.1 handler):
+   * `secureConnection` listeners at the time of the call: its HTTP/1.1 server's):
    * a connection whose ALPN chose `h2` becomes a session here, any other goes to them.
    * Call before adding listeners that should see every connection.
    */
