@@ -13,6 +13,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { connect, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ChunkedDecoder } from '../src/http1/chunked-decoder.js';
+import { HeadPrefixCheck } from '../src/http1/head-prefix-check.js';
 import {
   findHeadEnd,
   Http1ParseError,
@@ -191,7 +192,7 @@ t.test('maxHeaderSize bounds the request line and fields (the final CRLF CRLF no
   t.equal(verdict(`${GET}X: ${'v'.repeat(20_000)}\r\n\r\n`), 'HPE_HEADER_OVERFLOW', 'a 20 KB field with the default 16 KiB');
 });
 
-t.test('a bare LF is refused: ending the request line, ending a field, inside a value; a head of LF-only lines never ends (the connection refuses it early, see findBareLineBreak)', async (t) => {
+t.test('a bare LF is refused: ending the request line, ending a field, inside a value; a head of LF-only lines never ends (the connection refuses it early: HeadPrefixCheck)', async (t) => {
   t.equal(verdict(`GET / HTTP/1.1\n${H}\r\n`), 'HPE_INVALID_VERSION', 'ending the request line');
   t.equal(verdict(`${GET}Host: app.test\nX: y\r\n\r\n`), 'HPE_CR_EXPECTED', 'ending a field line');
   t.equal(verdict(`${GET}X: a\nb\r\n\r\n`), 'HPE_CR_EXPECTED', 'inside a value');
@@ -895,6 +896,71 @@ function mutations(): Case[] {
   }
   return out;
 }
+
+/** What HeadPrefixCheck says of `bytes` fed one byte at a time (after the leading empty lines): the error code, or `ok`. */
+function prefixVerdict(bytes: Buffer): string {
+  const start = skipEmptyLines(bytes, 0, bytes.length);
+  if (start <= 0 && start !== 0) return 'skipped';
+  const check = new HeadPrefixCheck();
+  try {
+    for (let i = start; i < bytes.length; i++) check.feed(bytes, i, i + 1, 0);
+    return 'ok';
+  } catch (err) {
+    if (!(err instanceof Http1ParseError)) throw err;
+    return err.code;
+  }
+}
+
+t.test('a head arriving in pieces is refused at its first byte that cannot belong to a valid head, before the head is complete', async (t) => {
+  const cases: [string, string, number][] = [
+    ['a TLS ClientHello sent to the plain port', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', 0],
+    ['binary garbage', '\x00\xff\xfeabc', 0],
+    ['a lower-case method', 'get / HTTP/1.1', 0],
+    ['an unknown method', 'FETCH / HTTP/1.1', 0],
+    ['a known method continued', 'GETGETGETGETGETGETGETGETGET', 3],
+    ['a known method\'s beginning alone', 'GE / HTTP/1.1', 2],
+    ['a control character in the target', 'GET /a\x01b', 6],
+    ['HTTP/2.0 in the request line', 'GET / HTTP/2', 11],
+    ['HTTP/1.2', 'GET / HTTP/1.2', 13],
+    ['a bare LF ending the request line', 'GET / HTTP/1.1\nHost', 14],
+    ['a bare LF ending a field', 'GET / HTTP/1.1\r\nHost: a\nX', 23],
+    ['a bare CR', 'GET / HTTP/1.1\r\nHost: a\rX', 24],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\n b', 25],
+    ['a space before the colon', 'GET / HTTP/1.1\r\nHost : a', 20],
+    ['a NUL in a value', 'GET / HTTP/1.1\r\nHost: a\x00', 23],
+  ];
+  for (const [what, text, at] of cases) {
+    const bytes = latin1(text);
+    for (const split of [1, bytes.length]) {
+      const check = new HeadPrefixCheck();
+      let error: Http1ParseError | undefined;
+      try {
+        for (let i = 0; i < bytes.length; i += split) check.feed(bytes, i, Math.min(bytes.length, i + split), 100);
+      } catch (err) {
+        error = err as Http1ParseError;
+      }
+      t.ok(error instanceof Http1ParseError, `${what}: refused (${split === 1 ? 'byte by byte' : 'at once'})`);
+      t.equal(error?.bytesParsed, 100 + at, `${what}: at its first wrong byte`);
+    }
+  }
+  t.equal(prefixVerdict(latin1('GET /index.html HTTP/1.1\r\nHost: app.test\r\nX-A: b\tc\r\n')), 'ok', 'a valid head cut anywhere is not refused');
+});
+
+t.test('the early check never refuses what the full parser accepts: every hand-written and mutated head the parser accepts passes it byte by byte, and what it refuses the parser refuses too', async (t) => {
+  const all = [...SEEDS.map((seed, i) => ({ name: `seed ${i}`, bytes: latin1(seed) })), ...mutations()];
+  let refusedEarly = 0;
+  for (const c of all) {
+    const full = fairway(c.bytes);
+    const early = prefixVerdict(c.bytes);
+    if (full.kind === 'accepted' && early !== 'ok') t.fail(`${c.name}: ${show(c.bytes)}: accepted by the parser, refused early (${early})`);
+    if (early !== 'ok' && early !== 'skipped') {
+      refusedEarly++;
+      if (full.kind === 'accepted') continue;
+    }
+  }
+  t.pass(`${all.length} heads checked; ${refusedEarly} refused before their end`);
+  t.ok(refusedEarly > 0, 'the mutations include heads the early check refuses');
+});
 
 t.test('differential against node:http (llhttp, insecureHTTPParser: false)', async (t) => {
   const node = await startNodeServer();

@@ -1007,6 +1007,18 @@ t.test('a malformed head reaches clientError with an HPE_ code, is answered 400 
   t.equal(calls, 0);
 });
 
+t.test('bytes that cannot begin a valid head (a TLS ClientHello sent to the plain port) are refused at once, long before headersTimeout', TEST(), async (t) => {
+  const h = await startServer(t, (_req, res) => res.end());
+  h.server.headersTimeout = 60_000;
+  const c = await h.client();
+  const started = performance.now();
+  await c.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+  await c.closedWithin();
+  t.match(c.text, /^HTTP\/1\.1 400 /, 'answered 400');
+  t.equal(h.clientErrors.at(-1)?.code, 'HPE_INVALID_METHOD');
+  t.ok(performance.now() - started < 5000, 'within seconds, not at the 60 s head timeout');
+});
+
 t.test('a malformed chunk in a body reaches clientError with an HPE_ code; its request emits aborted and an ECONNRESET error after the data before the fault', TEST(), async (t) => {
   const called = signal();
   const outcome = signal<{ data: string; aborted: boolean; error: string | undefined }>();

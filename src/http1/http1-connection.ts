@@ -26,7 +26,8 @@ import type { Socket } from 'node:net';
 import { ChunkedDecoder } from './chunked-decoder.js';
 import { Http1Request } from './http1-request.js';
 import { Http1Response, type ResponseOwner } from './http1-response.js';
-import { findBareLineBreak, findHeadEnd, Http1ParseError, parseRequestHead, skipEmptyLines, type RequestHead } from './parse-request-head.js';
+import { HeadPrefixCheck } from './head-prefix-check.js';
+import { findHeadEnd, Http1ParseError, parseRequestHead, skipEmptyLines, type RequestHead } from './parse-request-head.js';
 
 /** What a connection needs of its server. */
 export interface ConnectionHost {
@@ -88,6 +89,9 @@ export class Http1Connection implements ResponseOwner {
   /** `#process` is running (a response ended inside it continues its loop instead of recursing). */
   #processing = false;
   #keepAliveArmed = false;
+  /** The checks of a head that arrives in pieces, and how many of its bytes they saw. */
+  #prefix: HeadPrefixCheck | undefined;
+  #fed = 0;
   /** Consumed bytes (for parse errors' `bytesParsed`). */
   #consumed = 0;
 
@@ -196,15 +200,18 @@ export class Http1Connection implements ResponseOwner {
     }
     const headEnd = findHeadEnd(buf, start, end, this.#scanned);
     if (headEnd === -1) {
-      // A bare CR or LF: the head can never end as it must; refused now rather than at the timeout.
-      const bare = findBareLineBreak(buf, Math.max(start, this.#scanned - 1), end);
-      if (bare !== -1) throw new Http1ParseError(buf[bare] === 10 ? 'HPE_CR_EXPECTED' : 'HPE_LF_EXPECTED', 'a line not ended by CRLF', this.#consumed + (bare - this.#start));
+      // Not all here: what did arrive is checked now, so a head that cannot become valid is refused at once, not at the timeout.
+      const check = (this.#prefix ??= new HeadPrefixCheck());
+      check.feed(buf, start + this.#fed, end, this.#consumed + (start - this.#start));
+      this.#fed = end - start;
       this.#scanned = end;
       if (end - start > this.#host.maxHeaderSize + 4) throw new Http1ParseError('HPE_HEADER_OVERFLOW', 'request head larger than the limit', this.#consumed);
       if (this.#start !== start) this.#consume(start);
       return false;
     }
     const head = parseRequestHead(buf, start, headEnd, this.#host, this.#consumed + (start - this.#start));
+    this.#prefix = undefined;
+    this.#fed = 0;
     this.#consume(headEnd);
     this.headComplete = true;
     this.#begin(head);

@@ -101,6 +101,16 @@ export function isTokenCode(c: number): boolean {
   return TOKEN[c] === 1;
 }
 
+/** True when the byte `c` may be in a request-target. */
+export function isTargetCode(c: number): boolean {
+  return TARGET[c] === 1;
+}
+
+/** True when the byte `c` may be in a field value. */
+export function isFieldValueCode(c: number): boolean {
+  return FIELD_VALUE[c] === 1;
+}
+
 /** True when `name` is a token (RFC 9110 §5.6.2). */
 export function isToken(name: string): boolean {
   const n = name.length;
@@ -150,21 +160,6 @@ export function findHeadEnd(buf: Buffer, start: number, end: number, from: numbe
   return at + 4;
 }
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-
-/**
- * Where the first bare line break is in `buf[from..end)` — an LF not after a CR, or a CR
- * not before an LF — or -1. A CR as the last byte is not judged yet. Lets a head that
- * will never end in CRLF CRLF be refused as soon as its first bare LF arrives.
- */
-export function findBareLineBreak(buf: Buffer, from: number, end: number): number {
-  for (let i = buf.indexOf(10, from); i !== -1 && i < end; i = buf.indexOf(10, i + 1)) {
-    if (i === 0 || buf[i - 1] !== 13) return i;
-  }
-  for (let i = buf.indexOf(13, from); i !== -1 && i < end - 1; i = buf.indexOf(13, i + 1)) {
-    if (buf[i + 1] !== 10) return i;
-  }
-  return -1;
-}
 
 /**
  * Parses the head in `buf[start..headEnd)`: `start` after {@link skipEmptyLines},
