@@ -51,10 +51,10 @@
  * allow list, the version header's client list and the access log; `X-Forwarded-For` sent
  * upstream is the honoured chain plus the peer (Upgrade requests take the same path).
  *
- * Hostile input (README "Hostile input and limits"): the listeners always use Node's
- * strict HTTP parser (`insecureHTTPParser: false`, whatever NODE_OPTIONS says), which
- * answers ambiguous framing and malformed syntax with 400 in {@link #onClientError}
- * before any routing; {@link #route} adds what the parser lets through — more than one
+ * Hostile input (README "Hostile input and limits"): both listeners serve HTTP/1.1 with
+ * the router's own server ({@link Http1Server}, {@link Https1Server}), whose strict parser
+ * (never more lenient than Node's; NODE_OPTIONS cannot loosen it) answers ambiguous
+ * framing and malformed syntax with 400 in {@link #onClientError} before any routing; {@link #route} adds what the parser lets through — more than one
  * Host, a transfer coding other than `chunked`, `Transfer-Encoding` in HTTP/1.0, HTTP
  * versions other than 1.x — and the URL length limit. Such requests are never forwarded
  * and their connection is closed. A chunked body is dispatched upstream only once its
@@ -77,6 +77,10 @@ import { AccessLog, type AccessLogSink } from '../observability/access-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestStats, UnroutedReason, VersionStats } from '../observability/request-stats.js';
 import { FairwayError, type ErrorCode } from '../errors.js';
+import { http1ResponseOn } from '../http1/http1-connection.js';
+import type { Http1Request } from '../http1/http1-request.js';
+import type { Http1Response } from '../http1/http1-response.js';
+import { Http1Server, Https1Server } from '../http1/http1-server.js';
 import { ACME_TLS_ALPN, AcmeChallenges, HTTP01_PREFIX } from '../tls/acme-challenges.js';
 import type { PemPair } from '../tls/acme-challenges.js';
 import type { CertificateStore } from '../tls/certificate-store.js';
@@ -94,10 +98,6 @@ import { stampRequestIds } from './stamp-request-ids.js';
 import { translateHttp2Head } from './translate-http2-head.js';
 import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
 import { TunnelSet } from './tunnel-set.js';
-import { http1ResponseOn } from '../http1/http1-connection.js';
-import type { Http1Request } from '../http1/http1-request.js';
-import type { Http1Response } from '../http1/http1-response.js';
-import { Http1Server, Https1Server } from '../http1/http1-server.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -511,7 +511,7 @@ export class DataPlane implements DrainingListener {
     const table = this.#table;
     if (table === undefined) return this.#answer(req, res, started, peer, 'FW_NOT_READY', 'not_ready');
     const limits = table.settings.limits;
-    // What Node's parser lets through but the router does not forward: HTTP/0.9 and 2+ request lines, over-long targets.
+    // What the router does not forward: request lines of other versions (the HTTP/1.1 parser refuses them already; kept as a guard), over-long targets.
     if (req.httpVersionMajor !== 1 && proto === undefined) return this.#answer(req, res, started, peer, 'FW_BAD_REQUEST', 'bad_request', undefined, undefined, undefined, undefined, true);
     if (req.url!.length > limits.maxUrlLength) return this.#answer(req, res, started, peer, 'FW_URL_TOO_LONG', 'url_too_long', undefined, undefined, undefined, undefined, true);
     if (raw.length > limits.maxHeadersCount * 2) return this.#answer(req, res, started, peer, 'FW_HEADERS_TOO_LARGE', 'headers_too_large');
@@ -791,7 +791,7 @@ function endBodyIdle(this: IncomingMessage): void {
   if (responseOn(this.socket) !== undefined) this.socket.setTimeout(0);
 }
 
-/** The response being written on an HTTP connection (Node's own record of it), if any: a request in flight. */
+/** The response being written on an HTTP/1.1 connection (the router's server's record of it, or Node's for a socket node:http served), if any: a request in flight. */
 function responseOn(socket: Socket): ServerResponse | undefined {
   return (http1ResponseOn(socket) as ServerResponse | undefined) ?? (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
