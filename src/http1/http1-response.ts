@@ -53,6 +53,11 @@ function httpDate(): string {
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Fields of the head that its framing depends on, as bits of `#seen`. */
+const SEEN_LENGTH = 1;
+const SEEN_DATE = 2;
+const SEEN_CONNECTION = 4;
+const SEEN_TRANSFER_ENCODING = 8;
 const LAST_CHUNK = '0\r\n\r\n';
 
 export class Http1Response extends EventEmitter {
@@ -78,6 +83,8 @@ export class Http1Response extends EventEmitter {
   /** The connection ends after this response. */
   #last = false;
   #needDrain = false;
+  /** The framing fields met while the head is made (SEEN_… bits). */
+  #seen = 0;
 
   constructor(req: Http1Request, socket: Socket, keepAlive: boolean, owner: ResponseOwner) {
     super();
@@ -143,58 +150,37 @@ export class Http1Response extends EventEmitter {
     this.statusMessage = text;
     if (statusCode === 204 || statusCode === 304 || statusCode < 200) this.#hasBody = false;
 
-    let head = `HTTP/1.1 ${statusCode} ${text}\r\n`;
-    let length = false;
-    let date = false;
-    let connection = false;
-    let transferEncoding = false;
-    const add = (name: string, value: string): void => {
-      checkHeader(name, value);
-      head += `${name}: ${value}\r\n`;
-      // Only the fields the framing depends on, found by length first.
-      const n = name.length;
-      if (n === 14) length ||= name.toLowerCase() === 'content-length';
-      else if (n === 4) date ||= name.toLowerCase() === 'date';
-      else if (n === 10 && name.toLowerCase() === 'connection') {
-        connection = true;
-        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) this.#last = true;
-      } else if (n === 17 && name.toLowerCase() === 'transfer-encoding') {
-        transferEncoding = true;
-        if (/(?:^|,)\s*chunked\s*$/i.test(value)) this.#chunked = true;
-      }
-    };
-    const addValue = (name: string, value: HeaderValue | undefined): void => {
-      if (value === undefined) throw codeError(TypeError, 'ERR_HTTP_INVALID_HEADER_VALUE', `Invalid value "undefined" for header "${name}"`);
-      if (Array.isArray(value)) for (const v of value as readonly string[]) add(name, String(v));
-      else add(name, String(value));
-    };
+    this.#head = `HTTP/1.1 ${statusCode} ${text}\r\n`;
+    this.#seen = 0;
     // setHeader's fields first, less those the given fields replace.
     const set = this.#set;
     if (set !== undefined) {
       const replaced = new Set<string>();
       if (Array.isArray(fields)) for (let i = 0; i < fields.length; i += 2) replaced.add((fields[i] as string).toLowerCase());
       else if (fields !== undefined) for (const name in fields) replaced.add(name.toLowerCase());
-      for (const [lower, [name, value]] of set) if (!replaced.has(lower)) addValue(name, value);
+      for (const [lower, [name, value]] of set) if (!replaced.has(lower)) this.#fieldValues(name, value);
     }
     if (Array.isArray(fields)) {
       const flat = fields as readonly string[];
       if (flat.length % 2 !== 0) throw codeError(TypeError, 'ERR_INVALID_ARG_VALUE', 'The argument \'headers\' must be an array of name and value pairs');
-      for (let i = 0; i < flat.length; i += 2) add(flat[i]!, String(flat[i + 1]));
+      for (let i = 0; i < flat.length; i += 2) this.#field(flat[i]!, String(flat[i + 1]));
     } else if (fields !== undefined) {
       const object = fields as Record<string, HeaderValue | undefined>;
-      for (const name in object) addValue(name, object[name]);
+      for (const name in object) this.#fieldValues(name, object[name]);
     }
 
-    if (this.sendDate && !date) head += `Date: ${httpDate()}\r\n`;
+    const seen = this.#seen;
+    let head = this.#head;
+    if (this.sendDate && (seen & SEEN_DATE) === 0) head += `Date: ${httpDate()}\r\n`;
     const http11 = this.req.httpVersionMinor >= 1 || this.req.httpVersionMajor > 1;
-    if (!length && !transferEncoding && this.#hasBody) {
+    if ((seen & (SEEN_LENGTH | SEEN_TRANSFER_ENCODING)) === 0 && this.#hasBody) {
       // No length: chunked for HTTP/1.1, delimited by the connection's end for HTTP/1.0.
       if (http11) {
         this.#chunked = true;
         head += 'Transfer-Encoding: chunked\r\n';
       } else this.#last = true;
     }
-    if (!connection) {
+    if ((seen & SEEN_CONNECTION) === 0) {
       if (this.shouldKeepAlive && !this.#last) {
         head += 'Connection: keep-alive\r\n';
         const timeout = this.#owner.keepAliveTimeout;
@@ -207,6 +193,34 @@ export class Http1Response extends EventEmitter {
     this.#head = `${head}\r\n`;
     this.headersSent = true;
     return this;
+  }
+
+  /** Appends one field line to the head being made (checked first), and notes the fields the framing depends on. */
+  #field(name: string, value: string): void {
+    checkHeader(name, value);
+    this.#head += `${name}: ${value}\r\n`;
+    // Found by length first: most fields are none of them.
+    const n = name.length;
+    if (n === 14) {
+      if (name.toLowerCase() === 'content-length') this.#seen |= SEEN_LENGTH;
+    } else if (n === 4) {
+      if (name.toLowerCase() === 'date') this.#seen |= SEEN_DATE;
+    } else if (n === 10) {
+      if (name.toLowerCase() === 'connection') {
+        this.#seen |= SEEN_CONNECTION;
+        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(value)) this.#last = true;
+      }
+    } else if (n === 17 && name.toLowerCase() === 'transfer-encoding') {
+      this.#seen |= SEEN_TRANSFER_ENCODING;
+      if (/(?:^|,)\s*chunked\s*$/i.test(value)) this.#chunked = true;
+    }
+  }
+
+  /** {@link #field} for a value given as `setHeader` and object headers take it: a string, a number or a list. */
+  #fieldValues(name: string, value: HeaderValue | undefined): void {
+    if (value === undefined) throw codeError(TypeError, 'ERR_HTTP_INVALID_HEADER_VALUE', `Invalid value "undefined" for header "${name}"`);
+    if (Array.isArray(value)) for (const v of value as readonly string[]) this.#field(name, String(v));
+    else this.#field(name, String(value));
   }
 
   /** Sends the head now, without waiting for the body. */
