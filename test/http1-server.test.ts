@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import { createServer as createNodeServer, type IncomingMessage } from 'node:http';
 import { Client } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Http1Server, type Http1ServerOptions, type RequestHandler } from '../src/http1/http1-server.js';
@@ -1138,4 +1138,45 @@ t.test('res.write returns false while a client does not read a large answer, and
   await c.until('the whole answer', () => c.received >= size, 10_000);
   const [res] = await c.responses(1);
   t.equal(res!.body.length, size, 'the whole answer arrived');
+});
+
+t.test('req.headers follows Node\'s rules for repeated fields: single-valued ones keep their first value, cookie joins with "; ", set-cookie is a list, others join with ", "', TEST(), async (t) => {
+  const head = [
+    'GET /h HTTP/1.1', 'Host: a.test', 'Host: b.test', 'Content-Type: text/plain', 'Content-Type: text/html',
+    'User-Agent: one', 'User-Agent: two', 'Cookie: a=1', 'Cookie: b=2', 'Set-Cookie: x=1', 'Set-Cookie: y=2',
+    'Accept: text/html', 'Accept: */*', 'X-Custom: 1', 'x-custom: 2', 'Authorization: first', 'Authorization: second',
+  ].join('\r\n') + '\r\n\r\n';
+  const read = async (listen: (onHeaders: (h: Record<string, unknown>) => void) => Promise<{ port: number; close: () => void }>) => {
+    let resolve!: (h: Record<string, unknown>) => void;
+    const seen = new Promise<Record<string, unknown>>((r) => (resolve = r));
+    const server = await listen(resolve);
+    t.teardown(server.close);
+    const socket = connect(server.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(head);
+    const headers = await within('headers', seen);
+    socket.destroy();
+    return { ...headers };
+  };
+  const ours = await read(async (onHeaders) => {
+    const server = new Http1Server({}, (req, res) => {
+      onHeaders(req.headers);
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+  });
+  const node = await read(async (onHeaders) => {
+    const server = createNodeServer({ requireHostHeader: false }, (req, res) => {
+      onHeaders(req.headers);
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+  });
+  t.same(ours, node, 'the same object as Node\'s');
+  t.equal(ours['host'], 'a.test');
+  t.equal(ours['cookie'], 'a=1; b=2');
+  t.same(ours['set-cookie'], ['x=1', 'y=2']);
+  t.equal(ours['x-custom'], '1, 2');
 });

@@ -15,6 +15,13 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { RequestHead } from './parse-request-head.js';
 
+/** Fields of which Node's `req.headers` keeps only the first value (its `matchKnownFields`). */
+const SINGLE_VALUED = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after',
+  'server', 'user-agent',
+]);
+
 export class Http1Request extends Readable {
   readonly method: string;
   readonly url: string;
@@ -54,9 +61,10 @@ export class Http1Request extends Readable {
   }
 
   /**
-   * Fields by lowercased name, made on first use: repeated fields joined with `, `
-   * (`cookie` with `; `), `set-cookie` as an array — Node's rules, except that Node keeps
-   * only the first of some single-valued fields (e.g. `content-type`) where this joins them.
+   * Fields by lowercased name, made on first use, by Node's rules: a repeated field keeps
+   * its first value if it is one of {@link SINGLE_VALUED}, else the values are joined with
+   * `, ` (`cookie` with `; `); `set-cookie` is an array. The object has no prototype, so a
+   * field named `__proto__` is a field like any other.
    */
   get headers(): Record<string, string | string[]> {
     if (this.#headers !== undefined) return this.#headers;
@@ -70,7 +78,7 @@ export class Http1Request extends Readable {
         if (seen === undefined) out[name] = [value];
         else (seen as string[]).push(value);
       } else if (seen === undefined) out[name] = value;
-      else out[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+      else if (!SINGLE_VALUED.has(name)) out[name] = `${seen as string}${name === 'cookie' ? '; ' : ', '}${value}`;
     }
     return (this.#headers = out);
   }

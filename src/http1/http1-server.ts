@@ -18,7 +18,7 @@
  *   read once the response before it has ended (Node parses ahead and queues answers);
  * - the request handler is given at construction: there is no `request` event;
  * - the parser refuses a few heads Node's accepts (see parse-request-head.ts);
- * - `req.headers` joins repeated fields where Node keeps only the first of some.
+ * - `req.headers` has no prototype.
  *
  * Lifecycle: `listen` as a `net.Server`; `close(cb)` stops accepting and closes idle
  * connections (Node 20's behaviour), `cb` runs once every connection has ended.
