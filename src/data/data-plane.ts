@@ -55,8 +55,8 @@
  * the router's own server ({@link Http1Server}, {@link Https1Server}), whose strict parser
  * (never more lenient than Node's; NODE_OPTIONS cannot loosen it) answers ambiguous
  * framing and malformed syntax with 400 in {@link #onClientError} before any routing; {@link #route} adds what the parser lets through — more than one
- * Host, a transfer coding other than `chunked`, `Transfer-Encoding` in HTTP/1.0, HTTP
- * versions other than 1.x — and the URL length limit. Such requests are never forwarded
+ * Host, a transfer coding other than `chunked`, `Transfer-Encoding` in HTTP/1.0 — and the
+ * URL length limit. Such requests are never forwarded
  * and their connection is closed. A chunked body is dispatched upstream only once its
  * first chunk (or its end) was parsed, so a malformed first chunk never reaches an
  * endpoint; a malformed later chunk aborts the upstream request (the endpoint sees an
@@ -110,11 +110,10 @@ const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 /** Sent with `FW_APP_MAINTENANCE`: when a client may try again, in seconds. */
 const MAINTENANCE_HEADERS: readonly string[] = ['retry-after', '60'];
-const EMPTY = Buffer.alloc(0);
 /**
- * How often Node checks the listeners' connections against `timeouts.clientHeaders` and
- * `timeouts.clientRequest` (its `connectionsCheckingInterval`, 30 s by default): the
- * granularity of those timeouts. The check walks only connections with a request in progress.
+ * How often the listeners check their connections against `timeouts.clientHeaders` and
+ * `timeouts.clientRequest` (Node's `connectionsCheckingInterval`, 30 s by default): the
+ * granularity of those timeouts. A connection without a request in progress is skipped at once.
  */
 export const CONNECTIONS_CHECK_MS = 1000;
 /** The listeners: the router's own HTTP/1.1 server, plain and over TLS (which also hands `h2` connections to HTTP/2). */
@@ -438,12 +437,7 @@ export class DataPlane implements DrainingListener {
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Bytes the client sent after the request head stay in the socket, for the tunnel.
     if (head.length > 0) socket.unshift(head);
-    // A pipelined upgrade: the response to the request before it goes out first.
-    const earlier = responseOn(socket as Socket);
-    if (earlier) {
-      earlier.once('finish', () => setImmediate(() => this.#onUpgrade(req, socket, EMPTY)));
-      return;
-    }
+    // A pipelined upgrade comes only after the response before it ended (Http1Connection answers in order).
     // From here the connection is the upgrade's: a tunnel, or closed after the answer.
     this.#connections.delete(socket as Socket);
     this.#onRequest(req, responseForUpgrade(req, socket as Socket));
@@ -791,9 +785,9 @@ function endBodyIdle(this: IncomingMessage): void {
   if (responseOn(this.socket) !== undefined) this.socket.setTimeout(0);
 }
 
-/** The response being written on an HTTP/1.1 connection (the router's server's record of it, or Node's for a socket node:http served), if any: a request in flight. */
+/** The response being written on an HTTP/1.1 connection of either listener, if any: a request in flight. */
 function responseOn(socket: Socket): ServerResponse | undefined {
-  return (http1ResponseOn(socket) as ServerResponse | undefined) ?? (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+  return http1ResponseOn(socket) as ServerResponse | undefined;
 }
 
 function listenOn(server: HttpListener, host: string, port: number): Promise<AddressInfo> {

@@ -13,7 +13,7 @@
  * arrive until {@link ChunkedDecoder.done}; what follows the body in the same buffer
  * (a pipelined request) is left unconsumed.
  */
-import { Http1ParseError, isTokenCode } from './parse-request-head.js';
+import { Http1ParseError, isFieldValueCode, isTokenCode } from './parse-request-head.js';
 
 // Where the decoder is in the coding.
 const SIZE = 0;
@@ -89,7 +89,7 @@ export class ChunkedDecoder {
         case EXTENSION:
           // Extensions are skipped, but only visible characters, SP and HTAB may be in them.
           if (c === 13) this.#state = SIZE_LF;
-          else if ((c < 0x20 && c !== 9) || c === 0x7f) this.#fail('HPE_INVALID_CHUNK_SIZE', 'invalid character in a chunk extension', p, start);
+          else if (!isFieldValueCode(c)) this.#fail('HPE_INVALID_CHUNK_SIZE', 'invalid character in a chunk extension', p, start);
           else if (++this.#extensionBytes > this.#maxMetaBytes) this.#fail('HPE_CHUNK_EXTENSIONS_OVERFLOW', 'chunk extensions larger than the limit', p, start);
           p++;
           break;
@@ -142,7 +142,7 @@ export class ChunkedDecoder {
           break;
         case TRAILER_VALUE:
           if (c === 13) this.#state = TRAILER_LF;
-          else if ((c < 0x20 && c !== 9) || c === 0x7f) this.#fail('HPE_INVALID_HEADER_TOKEN', 'invalid character in a trailer field', p, start);
+          else if (!isFieldValueCode(c)) this.#fail('HPE_INVALID_HEADER_TOKEN', 'invalid character in a trailer field', p, start);
           else this.#countMeta(p, start);
           p++;
           break;

@@ -14,7 +14,7 @@
  * bytes, in order. Linear in the head's size however it is split.
  */
 import { METHODS } from 'node:http';
-import { Http1ParseError, isFieldValueCode, isTargetCode, isTokenCode } from './parse-request-head.js';
+import { Http1ParseError, isFieldValueCode, isTargetCode, isTokenCode, KNOWN_METHODS } from './parse-request-head.js';
 
 const METHOD = 0;
 const TARGET = 1;
@@ -26,7 +26,6 @@ const LINE_LF = 6;
 /** The empty line that ends the head began: the full parse takes over. */
 const END = 7;
 
-const KNOWN_METHODS = new Set(METHODS);
 /** Every beginning of a known method: a method is refused at its first byte that leaves them. */
 const METHOD_PREFIXES = new Set(METHODS.flatMap((m) => Array.from({ length: m.length }, (_, n) => m.slice(0, n + 1))));
 /** What the version part of the request line must be, byte by byte; the digit after the dot is checked apart. */

@@ -101,12 +101,7 @@ export class Http1Connection implements ResponseOwner {
     // The first request's time runs from the accept, as Node's: a connection that sends nothing meets the head timeout.
     this.requestStarted = performance.now();
     connections.set(socket, this);
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onClose);
-    socket.on('error', this.#onError);
-    socket.on('drain', this.#onDrain);
-    socket.on('timeout', this.#onTimeout);
+    for (const [event, listener] of this.#socketListeners) socket.on(event, listener);
   }
 
   get keepAliveTimeout(): number {
@@ -270,12 +265,15 @@ export class Http1Connection implements ResponseOwner {
       return;
     }
     const decoder = this.#chunks!;
-    const end = decoder.decode(buf, start, buf.length, (data) => {
-      if (!discard && !req.pushBody(data)) this.#pauseBody();
-    });
+    const end = decoder.decode(buf, start, buf.length, this.#onChunkData);
     this.#consume(end);
     if (decoder.done) this.#bodyDone();
   }
+
+  /** Data of a chunked body, as the decoder finds it. */
+  readonly #onChunkData = (data: Buffer): void => {
+    if (!this.#discardBody && !this.#req!.pushBody(data)) this.#pauseBody();
+  };
 
   #pauseBody(): void {
     this.#bodyPaused = true;
@@ -368,12 +366,7 @@ export class Http1Connection implements ResponseOwner {
   #detach(): void {
     const socket = this.socket;
     this.#state = GONE;
-    socket.off('data', this.#onData);
-    socket.off('end', this.#onEnd);
-    socket.off('close', this.#onClose);
-    socket.off('error', this.#onError);
-    socket.off('drain', this.#onDrain);
-    socket.off('timeout', this.#onTimeout);
+    for (const [event, listener] of this.#socketListeners) socket.off(event, listener);
     if (this.#keepAliveArmed) socket.setTimeout(0);
     // Neither flowing nor paused, as Node leaves an upgraded socket: bytes that arrive before the new owner reads are
     // buffered for it (a flowing socket without a 'data' listener would drop them), and its first 'data' listener or pipe starts the flow.
@@ -418,4 +411,9 @@ export class Http1Connection implements ResponseOwner {
   readonly #onTimeout = (): void => {
     this.socket.destroy();
   };
+
+  /** What this connection listens to on its socket, from the accept until it closes or lets go ({@link #detach}). */
+  readonly #socketListeners: readonly (readonly [string, (...args: any[]) => void])[] = [
+    ['data', this.#onData], ['end', this.#onEnd], ['close', this.#onClose], ['error', this.#onError], ['drain', this.#onDrain], ['timeout', this.#onTimeout],
+  ];
 }

@@ -38,7 +38,7 @@ export interface Http1ServerOptions {
 
 export type RequestHandler = (req: Http1Request, res: Http1Response) => void;
 
-type ServerClass = new (...args: any[]) => NetServer; // eslint-disable-line @typescript-eslint/no-explicit-any
+type ServerClass = new (...args: any[]) => NetServer;
 
 /**
  * The HTTP/1.1 service on a server class: `NetServer` for plain HTTP (connections from
@@ -60,7 +60,7 @@ function http1On<Base extends ServerClass>(Base: Base, acceptEvent: 'connection'
     readonly #checkEvery: number;
     #checker: NodeJS.Timeout | undefined;
 
-    constructor(...args: any[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
+    constructor(...args: any[]) {
       const [serverOptions, options, handler] = args as [object, Http1ServerOptions, RequestHandler];
       // Half-open: a client that sends its FIN after its request still gets the response.
       super({ ...serverOptions, allowHalfOpen: true, noDelay: true });

@@ -85,7 +85,7 @@ for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 const TARGET = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET[c] = 1;
 /** The methods Node's parser knows (llhttp's list); any other token is refused, as there. */
-const KNOWN_METHODS = new Set(METHODS);
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 /** The start of an absolute-form target: a scheme and `://` (RFC 3986 §3.1). */
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 /** An authority-form target (CONNECT): host and port, nothing else. */
