@@ -427,7 +427,7 @@ export interface ShutdownSettings {
 export interface RequestLogSettings {
   /**
    * The in-memory logs behind `GET /v1/apps/{app}/logs`: at most `entries` per app and
-   * `maxBytes` (estimated) for all apps together, oldest dropped first; 0 in either: off.
+   * `maxBytes` bytes of entry text for all apps together, oldest dropped first; 0 in either: off.
    */
   readonly perApp: { readonly entries: number; readonly maxBytes: number };
   /** Batches posted to a log service; undefined: off. */

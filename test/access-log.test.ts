@@ -81,8 +81,25 @@ t.test('an entry\'s fields are JSON.stringify\'s text for it without the braces,
 
 t.test('an access log whose logger is above info writes nothing but still feeds its sinks', async (t) => {
   const { logger, lines } = capturingLogger('warn');
-  const seen: AccessLogEntry[] = [];
-  new AccessLog(logger.child({ log: 'access' }), [{ active: true, add: (entry) => void seen.push(entry) }]).info({ app: 'web', status: 200 });
+  const seen: unknown[][] = [];
+  new AccessLog(logger.child({ log: 'access' }), [{ active: true, add: (...args) => void seen.push(args.filter((a) => typeof a !== 'number')) }]).info({ app: 'web', version: 'v1', status: 200 });
   t.same(lines(), []);
-  t.same(seen, [{ app: 'web', status: 200 }]);
+  t.same(seen, [['web', 'v1', ',"app":"web","version":"v1","status":200']], 'the app, the version and the serialised fields');
+});
+
+t.test('sinks get the text the stdout line has, serialised once, and an inactive sink gets nothing', async (t) => {
+  const { logger, lines } = capturingLogger();
+  const texts: string[] = [];
+  let inactiveCalled = false;
+  const entry: AccessLogEntry = { app: 'web', path: '/a"b', status: 200 };
+  new AccessLog(logger.child({ log: 'access' }), [
+    { active: true, add: (_app, _version, _time, fields) => void texts.push(fields) },
+    { active: false, add: () => void (inactiveCalled = true) },
+    { active: true, add: (_app, _version, _time, fields) => void texts.push(fields) },
+  ]).info(entry);
+  t.equal(texts.length, 2);
+  t.equal(texts[0], entryFields(entry));
+  t.equal(texts[0], texts[1]);
+  t.notOk(inactiveCalled);
+  t.match(lines()[0], texts[0]!);
 });

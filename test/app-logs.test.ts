@@ -4,12 +4,14 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { request } from 'undici';
 import { formatLogLine } from '../src/cli/logs-command.js';
 import { parseConfig } from '../src/config/load-config.js';
 import { publicSettings } from '../src/model.js';
-import type { AccessLogEntry } from '../src/observability/access-log.js';
-import { AppLogBuffer, estimateEntryBytes } from '../src/observability/app-log-buffer.js';
+import { entryFields, entryJson, type AccessLogEntry, type AccessLogSink } from '../src/observability/access-log.js';
+import { AppLogBuffer, type StoredEntry } from '../src/observability/app-log-buffer.js';
 import { createLogger } from '../src/observability/logger.js';
 import { LogShipper } from '../src/observability/log-shipper.js';
 import { CLI, runCli } from './helpers/router-process.js';
@@ -44,6 +46,12 @@ apps:
 const entry = (app: string, i: number, extra: Record<string, unknown> = {}): AccessLogEntry => ({
   reqId: `r${i}`, app, version: 'v1', method: 'GET', host: `${app}.test`, path: `/${i}`, status: 200, duration: 1.5, clientIp: '127.0.0.1', ...extra,
 });
+
+/** Gives `e` to `sink` as the access log does: its app, its version and its serialised fields. */
+const addTo = (sink: AccessLogSink, e: AccessLogEntry, time: number) => sink.add(e.app, e.version, time, entryFields(e));
+/** A stored entry as the logs endpoint shows it. */
+const parsed = (s: StoredEntry) => JSON.parse(entryJson(s.fields, s.time)) as AccessLogEntry & { time: string };
+const pathOf = (s: StoredEntry) => parsed(s).path;
 
 /** A log service on loopback: records the batches POSTed to it; `mode` says how it answers. */
 interface LogService {
@@ -100,9 +108,9 @@ async function logService(mode: LogService['mode'] = 'ok'): Promise<LogService> 
 
 t.test('the per-app buffer keeps the newest entries of each app up to log.perApp.entries, and counts what it drops', async (t) => {
   const logs = new AppLogBuffer({ entries: 10, maxBytes: 1 << 20 });
-  for (let i = 0; i < 25; i++) logs.add(entry('a', i), 1000 + i);
-  for (let i = 0; i < 3; i++) logs.add(entry('b', i), 2000 + i);
-  t.same(logs.read('a', 100).map((s) => s.entry.path), Array.from({ length: 10 }, (_, i) => `/${15 + i}`), 'the newest 10 of a, oldest first');
+  for (let i = 0; i < 25; i++) addTo(logs, entry('a', i), 1000 + i);
+  for (let i = 0; i < 3; i++) addTo(logs, entry('b', i), 2000 + i);
+  t.same(logs.read('a', 100).map(pathOf), Array.from({ length: 10 }, (_, i) => `/${15 + i}`), 'the newest 10 of a, oldest first');
   t.same(logs.read('a', 3).map((s) => s.time), [1022, 1023, 1024], 'the newest N, with their times');
   t.equal(logs.read('b', 100).length, 3, 'another app keeps its own');
   t.equal(logs.size, 13);
@@ -112,10 +120,10 @@ t.test('the per-app buffer keeps the newest entries of each app up to log.perApp
   t.same(logs.read('nobody', 10), []);
 
   logs.configure({ entries: 4, maxBytes: 1 << 20 });
-  t.same(logs.read('a', 100).map((s) => s.entry.path), ['/21', '/22', '/23', '/24'], 'a smaller bound applies at once');
+  t.same(logs.read('a', 100).map(pathOf), ['/21', '/22', '/23', '/24'], 'a smaller bound applies at once');
   t.equal(logs.size, 7);
-  logs.add(entry('a', 25), 1025);
-  t.same(logs.read('a', 100).map((s) => s.entry.path), ['/22', '/23', '/24', '/25']);
+  addTo(logs, entry('a', 25), 1025);
+  t.same(logs.read('a', 100).map(pathOf), ['/22', '/23', '/24', '/25']);
   logs.configure({ entries: 0, maxBytes: 1 << 20 });
   t.notOk(logs.active, 'entries: 0 turns it off');
   t.equal(logs.size, 0);
@@ -123,50 +131,201 @@ t.test('the per-app buffer keeps the newest entries of each app up to log.perApp
 
 t.test('the version filter returns the newest N of that version', async (t) => {
   const logs = new AppLogBuffer({ entries: 100, maxBytes: 1 << 20 });
-  for (let i = 0; i < 20; i++) logs.add(entry('a', i, { version: i % 2 ? 'v2' : 'v1' }), i);
-  t.same(logs.read('a', 3, 'v2').map((s) => s.entry.path), ['/15', '/17', '/19']);
+  for (let i = 0; i < 20; i++) addTo(logs, entry('a', i, { version: i % 2 ? 'v2' : 'v1' }), i);
+  t.same(logs.read('a', 3, 'v2').map(pathOf), ['/15', '/17', '/19']);
   t.same(logs.read('a', 100, 'v3'), []);
 });
 
 t.test('all apps together stay under log.perApp.maxBytes: the router-wide oldest entries go first, whatever their app', async (t) => {
-  const size = estimateEntryBytes(entry('a', 10));
-  t.ok(size > 100 && size < 400, `an entry is estimated at ${size} bytes`);
+  const size = Buffer.byteLength(entryFields(entry('a', 10)));
+  t.ok(size > 100 && size < 400, `an entry takes ${size} bytes`);
   const logs = new AppLogBuffer({ entries: 1000, maxBytes: size * 20 });
-  for (let i = 10; i < 25; i++) logs.add(entry('a', i), i);
-  for (let i = 10; i < 20; i++) logs.add(entry('b', i), 100 + i);
+  for (let i = 10; i < 25; i++) addTo(logs, entry('a', i), i);
+  for (let i = 10; i < 20; i++) addTo(logs, entry('b', i), 100 + i);
   t.ok(logs.bytes <= size * 20, `${logs.bytes} bytes held`);
   t.equal(logs.size, 20);
   t.equal(logs.droppedForBytes, 5);
-  t.same(logs.read('a', 100).map((s) => s.entry.path), ['/15', '/16', '/17', '/18', '/19', '/20', '/21', '/22', '/23', '/24'], "a's oldest went, b kept all");
+  t.same(logs.read('a', 100).map(pathOf), ['/15', '/16', '/17', '/18', '/19', '/20', '/21', '/22', '/23', '/24'], "a's oldest went, b kept all");
   t.equal(logs.read('b', 100).length, 10);
 
   // Entries an app dropped by its own bound are not counted twice against the byte bound.
   const mixed = new AppLogBuffer({ entries: 5, maxBytes: size * 8 });
-  for (let i = 10; i < 40; i++) mixed.add(entry('a', i), i); // a churns within its own 5
-  for (let i = 10; i < 14; i++) mixed.add(entry('b', i), 100 + i);
+  for (let i = 10; i < 40; i++) addTo(mixed, entry('a', i), i); // a churns within its own 5
+  for (let i = 10; i < 14; i++) addTo(mixed, entry('b', i), 100 + i);
   t.equal(mixed.size, 8);
-  t.same(mixed.read('a', 100).map((s) => s.entry.path), ['/36', '/37', '/38', '/39'], 'the oldest of all (a /35) went for b');
+  t.same(mixed.read('a', 100).map(pathOf), ['/36', '/37', '/38', '/39'], 'the oldest of all (a /35) went for b');
   t.equal(mixed.read('b', 100).length, 4);
-  for (let i = 0; i < 100_000; i++) mixed.add(entry('c', i), i);
-  t.ok(mixed.bytes <= size * 8 + 64 && mixed.size <= 8, 'a busy app keeps within both bounds');
+  for (let i = 0; i < 100_000; i++) addTo(mixed, entry('c', i), i);
+  t.ok(mixed.bytes <= size * 8 && mixed.size <= 8, 'a busy app keeps within both bounds');
+});
+
+t.test('entries read back as the very text they were logged with: multi-byte, escaped and long values', async (t) => {
+  const logs = new AppLogBuffer({ entries: 50, maxBytes: 1 << 20 });
+  const odd = [
+    entry('a', 0, { path: '/caf\u00e9/\u{1f600}/\u4e2d\u6587' }),
+    entry('a', 1, { path: '/q"uote\\back\nline', error: 'lone \ud800 surrogate' }),
+    entry('a', 2, { path: `/${'x'.repeat(20_000)}` }), // larger than the first text buffer
+    entry('a', 3, { version: undefined }),
+  ];
+  odd.forEach((e, i) => addTo(logs, e, 10 + i));
+  t.same(logs.read('a', 10).map((s) => s.fields), odd.map(entryFields));
+  t.same(logs.read('a', 10).map((s) => s.time), [10, 11, 12, 13]);
+  t.equal(logs.bytes, odd.reduce((n, e) => n + Buffer.byteLength(entryFields(e)), 0), 'bytes are the UTF-8 bytes of the text');
+  t.same(logs.read('a', 10, 'v1').map(pathOf), odd.slice(0, 3).map((e) => e.path), 'an entry without a version matches no version filter');
+});
+
+t.test('an entry longer than log.perApp.maxBytes on its own is dropped and counted; the others stay', async (t) => {
+  const logs = new AppLogBuffer({ entries: 10, maxBytes: 1000 });
+  addTo(logs, entry('a', 1), 1);
+  addTo(logs, entry('a', 2, { path: `/${'y'.repeat(2000)}` }), 2);
+  addTo(logs, entry('a', 3), 3);
+  t.same(logs.read('a', 10).map(pathOf), ['/1', '/3']);
+  t.equal(logs.droppedForBytes, 1);
+  t.equal(logs.droppedOf('a'), 1);
+});
+
+/** The per-app logs' contract, written plainly: a list of entries, oldest first. */
+class ReferenceLogs {
+  entries: { app: string; version: string | undefined; time: number; fields: string; bytes: number }[] = [];
+  droppedForEntries = 0;
+  droppedForBytes = 0;
+  readonly dropped = new Map<string, number>();
+  constructor(public cap: number, public maxBytes: number) {}
+  get bytes() {
+    return this.entries.reduce((n, e) => n + e.bytes, 0);
+  }
+  #drop(index: number) {
+    const [gone] = this.entries.splice(index, 1);
+    this.dropped.set(gone!.app, (this.dropped.get(gone!.app) ?? 0) + 1);
+  }
+  #trim() {
+    while (this.bytes > this.maxBytes) {
+      this.#drop(0);
+      this.droppedForBytes++;
+    }
+  }
+  #capApps() {
+    for (const app of new Set(this.entries.map((e) => e.app))) {
+      while (this.entries.filter((e) => e.app === app).length > this.cap) {
+        this.#drop(this.entries.findIndex((e) => e.app === app));
+        this.droppedForEntries++;
+      }
+    }
+  }
+  add(app: string, version: string | undefined, time: number, fields: string) {
+    const bytes = Buffer.byteLength(fields);
+    if (bytes > this.maxBytes) {
+      this.dropped.set(app, (this.dropped.get(app) ?? 0) + 1);
+      this.droppedForBytes++;
+      return;
+    }
+    if (this.entries.filter((e) => e.app === app).length >= this.cap) {
+      this.#drop(this.entries.findIndex((e) => e.app === app));
+      this.droppedForEntries++;
+    }
+    this.entries.push({ app, version, time, fields, bytes });
+    this.#trim();
+  }
+  configure(cap: number, maxBytes: number) {
+    this.cap = cap;
+    this.maxBytes = maxBytes;
+    this.#capApps();
+    this.#trim();
+  }
+  read(app: string, lines: number, version?: string) {
+    const mine = this.entries.filter((e) => e.app === app && (version === undefined || e.version === version));
+    return mine.slice(Math.max(0, mine.length - lines)).map((e) => ({ time: e.time, fields: e.fields }));
+  }
+}
+
+t.test('under random adds of any size and live changes of both bounds, the buffer holds exactly what the plain contract says', async (t) => {
+  const seed = Number(process.env.APP_LOG_SEED ?? 20261128);
+  let state = seed >>> 0;
+  const random = (n: number) => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state % n;
+  };
+  let cap = 6;
+  let maxBytes = 4000;
+  const logs = new AppLogBuffer({ entries: cap, maxBytes });
+  const model = new ReferenceLogs(cap, maxBytes);
+  const apps = ['a', 'b', 'c', 'd'];
+  let mismatches = 0;
+  for (let step = 0; step < 6000 && mismatches === 0; step++) {
+    const roll = random(100);
+    if (roll < 2) {
+      cap = 1 + random(12);
+      maxBytes = 200 + random(8000);
+      logs.configure({ entries: cap, maxBytes });
+      model.configure(cap, maxBytes);
+    } else {
+      const app = apps[random(apps.length)]!;
+      const version = ['v1', 'v2', undefined][random(3)];
+      const e = entry(app, step, { version, path: `/${'p\u00e9'.repeat(random(roll < 5 ? 3000 : 200))}` });
+      logs.add(app, version, step, entryFields(e));
+      model.add(app, version, step, entryFields(e));
+    }
+    const checks: [string, unknown, unknown][] = [
+      ['size', logs.size, model.entries.length],
+      ['bytes', logs.bytes, model.bytes],
+      ['droppedForEntries', logs.droppedForEntries, model.droppedForEntries],
+      ['droppedForBytes', logs.droppedForBytes, model.droppedForBytes],
+    ];
+    for (const app of apps) {
+      checks.push([`read ${app}`, logs.read(app, 100), model.read(app, 100)]);
+      checks.push([`read ${app} v2`, logs.read(app, 3, 'v2'), model.read(app, 3, 'v2')]);
+      checks.push([`dropped ${app}`, logs.droppedOf(app), model.dropped.get(app) ?? 0]);
+    }
+    for (const [what, got, want] of checks) {
+      if (JSON.stringify(got) !== JSON.stringify(want)) {
+        mismatches++;
+        t.same(got, want, `step ${step} (seed ${seed}): ${what}`);
+      }
+    }
+  }
+  t.equal(mismatches, 0, `6000 random steps agree with the contract (seed ${seed}, APP_LOG_SEED to change it)`);
+});
+
+t.test('the entries are held off the V8 heap: a full buffer adds almost nothing to it', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const logs = new AppLogBuffer({ entries: 1000, maxBytes: 64 << 20 });
+  // Each entry's text is made afresh, as the access log makes it: only the buffer can keep it alive.
+  const fill = (round: number) => {
+    for (const app of ['a', 'b', 'c', 'd']) {
+      for (let i = 0; i < 1000; i++) logs.add(app, 'v1', round, entryFields(entry(app, i, { path: `/some/longer/path/${i}?q=${'x'.repeat(200)}&r=${round}` })));
+    }
+  };
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  fill(0);
+  fill(1);
+  gc();
+  const heapGrowth = process.memoryUsage().heapUsed - before;
+  t.equal(logs.size, 4000);
+  t.ok(logs.bytes > 4000 * 250, `${logs.bytes} bytes of entries held`);
+  t.same(logs.read('c', 1).map((s) => parsed(s).path), ['/some/longer/path/999?q=' + 'x'.repeat(200) + '&r=1']);
+  // Held as objects or as strings, 4000 entries of over 250 bytes would be over 1 MB of heap.
+  t.ok(heapGrowth < 256 * 1024, `the heap grew ${heapGrowth} bytes holding ${logs.size} entries`);
 });
 
 t.test('followers get each new entry of their app (and version) once, after the turn that logged it', async (t) => {
   const logs = new AppLogBuffer({ entries: 3, maxBytes: 1 << 20 });
-  logs.add(entry('a', 0), 0);
+  addTo(logs, entry('a', 0), 0);
   const seen: string[] = [];
   const v2: string[] = [];
-  const stop = logs.follow('a', undefined, (e) => seen.push(e.path as string));
-  logs.follow('a', 'v2', (e) => v2.push(e.path as string));
-  logs.add(entry('a', 1), 1);
-  logs.add(entry('b', 2), 2);
-  logs.add(entry('a', 3, { version: 'v2' }), 3);
+  const path = (fields: string) => (JSON.parse(entryJson(fields, 0)) as AccessLogEntry).path as string;
+  const stop = logs.follow('a', undefined, (fields) => seen.push(path(fields)));
+  logs.follow('a', 'v2', (fields) => v2.push(path(fields)));
+  addTo(logs, entry('a', 1), 1);
+  addTo(logs, entry('b', 2), 2);
+  addTo(logs, entry('a', 3, { version: 'v2' }), 3);
   t.same(seen, [], 'not from inside add()');
   await new Promise((resolve) => setImmediate(resolve));
   t.same(seen, ['/1', '/3'], 'an entry from before the follow is not repeated');
   t.same(v2, ['/3']);
   stop();
-  logs.add(entry('a', 4), 4);
+  addTo(logs, entry('a', 4), 4);
   await new Promise((resolve) => setImmediate(resolve));
   t.same(seen, ['/1', '/3'], 'stopped');
 });
@@ -310,9 +469,9 @@ t.test('a failed POST is retried with its entries; entries pushed out of a full 
   const shipper = new LogShipper({ logger: createLogger({ level: 'silent' }) });
   closers.push(() => shipper.close(0));
   shipper.configure({ url: service.url, batch: 4, interval: 50, maxQueue: 6, timeout: 1000, headers: { authorization: 'Bearer x' } });
-  for (let i = 0; i < 4; i++) shipper.add(entry('a', i), i);
+  for (let i = 0; i < 4; i++) addTo(shipper, entry('a', i), i);
   while (shipper.failures === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-  for (let i = 4; i < 10; i++) shipper.add(entry('a', i), i); // 10 queued into 6 slots: 4 dropped
+  for (let i = 4; i < 10; i++) addTo(shipper, entry('a', i), i); // 10 queued into 6 slots: 4 dropped
   t.equal(shipper.dropped, 4);
   t.equal(shipper.queued, 6);
   service.mode = 'ok';

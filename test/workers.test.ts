@@ -120,7 +120,18 @@ t.test('two workers: both serve, changes reach both before they are reported, co
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     t.ok(argv.includes(`--max-semi-space-size=${WORKER_SEMI_SPACE_MB}`), `worker ${pid} runs with the young generation capped: ${argv.join(' ')}`);
   }
-  const served = w.logs.filter((e) => e.log === 'access' && e.reqId?.startsWith('spread-')).length;
+  const spreadLines = w.logs.filter((e) => e.log === 'access' && e.reqId?.startsWith('spread-'));
+  const served = spreadLines.length;
+
+  // The per-app logs live in the primary: both workers' entries reach it (batched over IPC, within 100 ms).
+  let inPrimary: Entry[] = [];
+  for (let poll = 0; poll < 50 && inPrimary.length < served; poll++) {
+    if (poll > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    inPrimary = ((await admin(w.router, '/v1/apps/web/logs?lines=1000')).entries as Entry[]).filter((e) => e.reqId.startsWith('spread-'));
+  }
+  t.same(inPrimary.map((e) => e.reqId).sort(), spreadLines.map((e) => e.reqId).sort(), "GET /v1/apps/web/logs has every request both workers served");
+  const byId = new Map(spreadLines.map((e) => [e.reqId, e]));
+  t.ok(inPrimary.every((e) => e.status === 200 && e.version === byId.get(e.reqId)?.version && e.path === '/'), 'with the fields of their access-log lines');
 
   // A file reload: its `snapshot applied` line comes once both workers applied it; every request after it goes to v2.
   writeFileSync(w.file, listen + appYaml([0, 1]));

@@ -297,21 +297,21 @@ export class AdminServer {
         version,
         enabled: buffer?.active ?? false,
         dropped: buffer?.droppedOf(app) ?? 0,
-        entries: entries.map((e) => JSON.parse(entryJson(e.entry, e.time)) as unknown),
+        entries: entries.map((e) => JSON.parse(entryJson(e.fields, e.time)) as unknown),
       });
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
-    if (entries.length > 0) res.write(entries.map((e) => entryJson(e.entry, e.time) + '\n').join(''));
+    if (entries.length > 0) res.write(entries.map((e) => entryJson(e.fields, e.time) + '\n').join(''));
     else res.flushHeaders();
     if (buffer === undefined) return;
     let blocked = false;
     let skipped = 0;
-    const stop = buffer.follow(app, version, (entry, time) => {
+    const stop = buffer.follow(app, version, (fields, time) => {
       if (blocked) {
         skipped++;
         return;
       }
-      let text = entryJson(entry, time) + '\n';
+      let text = entryJson(fields, time) + '\n';
       if (skipped > 0) {
         text = `${JSON.stringify({ skipped })}\n${text}`;
         skipped = 0;

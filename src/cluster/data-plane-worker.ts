@@ -33,7 +33,8 @@
  */
 import cluster from 'node:cluster';
 import { DataPlane } from '../data/data-plane.js';
-import type { AccessLogEntry, AccessLogSink } from '../observability/access-log.js';
+import type { AccessLogSink } from '../observability/access-log.js';
+import type { AccessLogRecord } from './ipc-messages.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats, type VersionStats } from '../observability/request-stats.js';
 import { AcmeChallenges, type PemPair } from '../tls/acme-challenges.js';
@@ -53,15 +54,15 @@ const ACCESS_LOG_BATCH = 512;
 /** The per-app logs and the shipper, seen from a worker: entries are batched to the primary. */
 class AccessLogForwarder implements AccessLogSink {
   active: boolean;
-  #batch: [AccessLogEntry, number][] = [];
+  #batch: AccessLogRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
 
   constructor(active: boolean) {
     this.active = active;
   }
 
-  add(entry: AccessLogEntry, time: number): void {
-    this.#batch.push([entry, time]);
+  add(app: string | undefined, version: string | undefined, time: number, fields: string): void {
+    this.#batch.push([app, version, time, fields]);
     if (this.#batch.length >= ACCESS_LOG_BATCH) this.flush();
     else this.#timer ??= setTimeout(() => this.flush(), ACCESS_LOG_FLUSH_MS);
   }

@@ -30,7 +30,6 @@ import type { AddressInfo } from 'node:net';
 import type { DrainCut } from '../data/draining-listener.js';
 import type { Snapshot } from '../model.js';
 import type { EndpointState } from '../data/endpoint-health.js';
-import type { AccessLogEntry } from '../observability/access-log.js';
 import type { EndpointHealthCounterData, UnavailableEndpoint } from '../observability/endpoint-health-stats.js';
 import type { RequestCounterData } from '../observability/request-stats.js';
 import type { PemPair } from '../tls/acme-challenges.js';
@@ -99,6 +98,9 @@ export interface StartMessage {
 }
 
 /** Primary → worker. */
+/** An access-log entry a worker passes on to the primary's sinks: the arguments of `AccessLogSink.add`. */
+export type AccessLogRecord = readonly [app: string | undefined, version: string | undefined, time: number, fields: string];
+
 export type ToWorker =
   | StartMessage
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
@@ -128,7 +130,7 @@ export type FromWorker =
     }
   | { readonly type: 'endpoint-states'; readonly seq: number; readonly states: AppEndpointStates }
   | { readonly type: 'challenge-lookup'; readonly id: number; readonly kind: 'http01' | 'alpn'; readonly name: string }
-  | { readonly type: 'access-log'; readonly entries: readonly (readonly [entry: AccessLogEntry, time: number])[] }
+  | { readonly type: 'access-log'; readonly entries: readonly AccessLogRecord[] }
   | { readonly type: 'closed'; readonly cut: DrainCut }
   /** It could not start (cannot listen: `code` is the system error's, e.g. EADDRINUSE); it exits next. */
   | { readonly type: 'failed'; readonly code: string | undefined; readonly message: string };

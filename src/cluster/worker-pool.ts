@@ -440,7 +440,7 @@ export class WorkerPool implements DrainingListener, ChallengeMirror {
       case 'access-log':
         for (const sink of this.#o.accessLogSinks) {
           if (!sink.active) continue;
-          for (const [entry, time] of msg.entries) sink.add(entry, time);
+          for (const [app, version, time, fields] of msg.entries) sink.add(app, version, time, fields);
         }
         break;
       case 'closed':

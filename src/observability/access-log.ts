@@ -4,10 +4,10 @@
  * upgraded connection), fanned out to the stdout JSON log and to in-process sinks (the
  * per-app ring buffer, the log shipper).
  *
- * Contract: the entry object is built fresh by the caller for this one call and never
- * changed afterwards, so sinks may keep the reference and serialise it only when they
- * are read (no second formatting cost on the request path). A sink's `add` must return at
- * once: it never does I/O, never awaits, and never throws.
+ * Contract: an entry is serialised once ({@link entryFields}), and the stdout line and
+ * every sink get that text: sinks keep text, never the entry object, so that what they
+ * hold is flat (one string, or bytes off the V8 heap) whatever the entry's fields. A
+ * sink's `add` must return at once: it never does I/O, never awaits, and never throws.
  */
 import { infoLineWriter, type Logger } from './logger.js';
 
@@ -26,8 +26,11 @@ export interface AccessLogEntry {
 export interface AccessLogSink {
   /** False while the sink is configured off: it is skipped. */
   readonly active: boolean;
-  /** Takes `entry` (kept by reference, never changed), logged at `time` (ms since the epoch). */
-  add(entry: AccessLogEntry, time: number): void;
+  /**
+   * Takes an entry of `app` (undefined: a request no app took) and `version`, logged at
+   * `time` (ms since the epoch), as its serialised `fields` (see {@link entryFields}).
+   */
+  add(app: string | undefined, version: string | undefined, time: number, fields: string): void;
 }
 
 export class AccessLog {
@@ -46,15 +49,16 @@ export class AccessLog {
   }
 
   info(entry: AccessLogEntry): void {
+    let fields: string | undefined;
     const sinks = this.#sinks;
     if (sinks.length > 0) {
       const now = Date.now();
       for (let i = 0; i < sinks.length; i++) {
         const sink = sinks[i]!;
-        if (sink.active) sink.add(entry, now);
+        if (sink.active) sink.add(entry.app, entry.version, now, (fields ??= entryFields(entry)));
       }
     }
-    this.#stdout?.(entryFields(entry));
+    this.#stdout?.(fields ?? entryFields(entry));
   }
 }
 
@@ -98,7 +102,10 @@ export function entryFields(entry: AccessLogEntry): string {
   return out;
 }
 
-/** `{"time": ISO, ...entry}` as one JSON text, as the logs endpoint, `fairway logs` and the shipper show an entry. */
-export function entryJson(entry: AccessLogEntry, time: number): string {
-  return JSON.stringify({ time: new Date(time).toISOString(), ...entry });
+/**
+ * `{"time": ISO, ...entry}` as one JSON text, from the entry's serialised `fields`: as the
+ * logs endpoint, `fairway logs` and the shipper show an entry.
+ */
+export function entryJson(fields: string, time: number): string {
+  return `{"time":"${new Date(time).toISOString()}"${fields}}`;
 }

@@ -3,8 +3,8 @@
  * Posts access-log entries in JSON batches to a log service (`log.ship`), beside the
  * stdout log that stays the primary stream.
  *
- * Contract: {@link LogShipper.add} is O(1) and never waits: it puts the entry (by
- * reference) in a bounded queue; when the queue holds `maxQueue` entries the oldest is
+ * Contract: {@link LogShipper.add} is O(1) and never waits: it puts the entry (its
+ * serialised fields) in a bounded queue; when the queue holds `maxQueue` entries the oldest is
  * dropped and counted (`fairway_log_shipper_dropped_total`). Nothing on the request path
  * awaits the service, so a service that is down, refuses or never answers costs requests
  * nothing; it only makes the queue fill and drop.
@@ -21,7 +21,7 @@
  */
 import { Agent, request } from 'undici';
 import { publicUrl, type LogShipSettings } from '../model.js';
-import type { AccessLogEntry, AccessLogSink } from './access-log.js';
+import type { AccessLogSink } from './access-log.js';
 import { entryJson } from './access-log.js';
 import type { Logger } from './logger.js';
 
@@ -38,7 +38,7 @@ export class LogShipper implements AccessLogSink {
   #settings: LogShipSettings | undefined;
   #agent: Agent | undefined;
   /** The queue: a ring of `capacity` slots; entry with sequence number s is at s % capacity. */
-  #entries: (AccessLogEntry | undefined)[] = [];
+  #entries: (string | undefined)[] = [];
   #times: number[] = [];
   /** Sequence number of the oldest queued entry, and of the next one added. */
   #headSeq = 0;
@@ -103,7 +103,7 @@ export class LogShipper implements AccessLogSink {
     this.#retryAt = 0;
   }
 
-  add(entry: AccessLogEntry, time: number): void {
+  add(_app: string | undefined, _version: string | undefined, time: number, fields: string): void {
     const settings = this.#settings;
     if (settings === undefined) return;
     const capacity = settings.maxQueue;
@@ -114,7 +114,7 @@ export class LogShipper implements AccessLogSink {
       else this.dropped++;
     }
     const slot = this.#tailSeq % capacity;
-    this.#entries[slot] = entry;
+    this.#entries[slot] = fields;
     this.#times[slot] = time;
     this.#tailSeq++;
     // A full batch goes at once (after this turn), unless a POST is out or a retry is due later.
@@ -161,7 +161,7 @@ export class LogShipper implements AccessLogSink {
   }
 
   #resize(capacity: number): void {
-    const entries: (AccessLogEntry | undefined)[] = [];
+    const entries: (string | undefined)[] = [];
     const times: number[] = [];
     const old = this.#entries.length;
     const first = Math.max(this.#headSeq, this.#tailSeq - capacity);
