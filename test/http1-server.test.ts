@@ -1113,6 +1113,35 @@ t.test('setHeader fields are sent; a field of the same name (any case) given to 
   t.equal(res!.body.toString(), 'body');
 });
 
+t.test('a first body chunk of up to 16 KiB leaves in one socket write with the head; a larger one, and later chunks, as written; every write callback is called', TEST(), async (t) => {
+  const writes: number[] = [];
+  const callbacks: string[] = [];
+  const h = await startServer(t, (req, res) => {
+    const size = req.url === '/small' ? 100 : 64 * 1024;
+    writes.length = 0;
+    const socketWrite = res.socket.write;
+    res.socket.write = function (this: unknown, ...args: unknown[]) {
+      writes.push(typeof args[0] === 'string' ? args[0].length : (args[0] as Buffer).length);
+      return (socketWrite as (...a: unknown[]) => boolean).apply(this, args);
+    } as typeof socketWrite;
+    res.writeHead(200, { 'content-length': size + 3 });
+    res.write(Buffer.alloc(size, 's'), () => callbacks.push(`${req.url} first`));
+    res.end(Buffer.from('end'), () => callbacks.push(`${req.url} end`));
+    res.socket.write = socketWrite;
+  });
+  const c = await h.client();
+  await c.write(get('/small'));
+  const [small] = await c.responses(1);
+  t.equal(writes.length, 2, 'the head with the first chunk, then the last chunk');
+  t.equal(writes[0], small!.head.length + 4 + 100, 'the first write is the head and the whole first chunk');
+  t.equal(small!.body.toString(), 's'.repeat(100) + 'end');
+  await c.write(get('/large'));
+  const [, large] = await c.responses(2);
+  t.equal(writes.length, 3, 'a 64 KiB first chunk is not copied behind the head: head, chunk, last chunk');
+  t.equal(large!.body.length, 64 * 1024 + 3);
+  t.same(callbacks.sort(), ['/large end', '/large first', '/small end', '/small first']);
+});
+
 t.test('res.write returns false while a client does not read a large answer, and drain follows only once the client has read', TEST(), async (t) => {
   const size = 32 * 1024 * 1024; // more than the kernel's socket buffers on both sides hold
   const blocked = signal<{ ok: boolean; needDrain: boolean }>();
