@@ -34,12 +34,11 @@
 import cluster from 'node:cluster';
 import { DataPlane } from '../data/data-plane.js';
 import type { AccessLogSink } from '../observability/access-log.js';
-import type { AccessLogRecord } from './ipc-messages.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { RequestStats, type VersionStats } from '../observability/request-stats.js';
 import { AcmeChallenges, type PemPair } from '../tls/acme-challenges.js';
 import { CertificateStore } from '../tls/certificate-store.js';
-import { COUNTER_PUSH_MS, type AppEndpointStates, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
+import { COUNTER_PUSH_MS, type AccessLogRecord, type AppEndpointStates, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
 import { PrimaryChallenges } from './primary-challenges.js';
 import { ProcessSampler } from './process-sampler.js';
 import { applyWorkerHeapGrowing } from './worker-heap.js';

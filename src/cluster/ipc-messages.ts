@@ -97,10 +97,10 @@ export interface StartMessage {
   readonly healthMarks: readonly HealthMark[];
 }
 
-/** Primary → worker. */
 /** An access-log entry a worker passes on to the primary's sinks: the arguments of `AccessLogSink.add`. */
 export type AccessLogRecord = readonly [app: string | undefined, version: string | undefined, time: number, fields: string];
 
+/** Primary → worker. */
 export type ToWorker =
   | StartMessage
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
