@@ -14,8 +14,9 @@
  * them. Held as objects, the entries of a busy app lived just long enough to be promoted
  * and then died, and the old generation's collections that followed put the p99 latency
  * at twice its value with the ring off (bench/README "Where the p99 tail comes from").
- * Memory: an app's text buffer is at most twice its entries' bytes (it doubles when full,
- * and halves when a quarter full), plus 24 bytes a slot.
+ * Memory: whenever an app's text buffer is full, its texts move to the front of a buffer
+ * 2–4 times their bytes (a power of two: the same one, a larger or a smaller one), so an
+ * app holds at most ~4 times its entries' text; plus 24 bytes a slot.
  *
  * The request path cost of {@link AppLogBuffer.add} is a map lookup, a UTF-8 copy of the
  * text and a few typed-array writes. Followers (`follow=1`) are called once per
