@@ -8,7 +8,7 @@ import t from 'tap';
 import { mergeEndpointStates } from '../src/cluster/merge-endpoint-states.js';
 import { autoWorkerCount, MAX_WORKERS, parseWorkerCount } from '../src/cluster/worker-count.js';
 import { WorkerCounters } from '../src/cluster/worker-counters.js';
-import { applyWorkerHeapGrowing, WORKER_HEAP_GROWING_PERCENT, WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/cluster/worker-heap.js';
+import { applyHeapGrowing, WORKER_HEAP_GROWING_PERCENT, WORKER_SEMI_SPACE_MB, workerExecArgv } from '../src/cluster/worker-heap.js';
 import type { EndpointState } from '../src/data/endpoint-health.js';
 import { EndpointHealthStats, unavailableRows, type EndpointHealthCounterData } from '../src/observability/endpoint-health-stats.js';
 import { RequestStats } from '../src/observability/request-stats.js';
@@ -159,12 +159,12 @@ t.test('FAIRWAY_WORKERS and --workers with a bad value: usage error (exit 2) nam
   t.match(fromFlag.stderr, /expected auto or a whole number from 1 to 256/);
 });
 
-t.test('worker heap: the old generation\'s growing factor is set in the worker unless node\'s command line sets one (either spelling)', async (t) => {
+t.test('heap: the old generation\'s growing factor is set at start unless node\'s command line sets one (either spelling)', async (t) => {
   const set: string[] = [];
-  applyWorkerHeapGrowing(['--enable-source-maps'], (f) => set.push(f));
+  applyHeapGrowing(['--enable-source-maps'], WORKER_HEAP_GROWING_PERCENT, (f) => set.push(f));
   t.same(set, [`--heap-growing-percent=${WORKER_HEAP_GROWING_PERCENT}`]);
-  applyWorkerHeapGrowing(['--heap-growing-percent=0'], (f) => set.push(f));
-  applyWorkerHeapGrowing(['--heap_growing_percent=80'], (f) => set.push(f));
+  applyHeapGrowing(['--heap-growing-percent=0'], WORKER_HEAP_GROWING_PERCENT, (f) => set.push(f));
+  applyHeapGrowing(['--heap_growing_percent=80'], 300, (f) => set.push(f));
   t.equal(set.length, 1, 'the operator\'s value is left alone');
 });
 

@@ -25,7 +25,7 @@
  *   the primary drives the stop (`begin-drain`, `close`). If the primary goes away (the
  *   IPC channel closes), the worker drains for {@link ORPHAN_DRAIN_MS} and exits.
  * - Memory: V8's old generation grows less between full collections than by default
- *   ({@link applyWorkerHeapGrowing}); nothing of a message is kept beyond what the data
+ *   ({@link applyHeapGrowing}); nothing of a message is kept beyond what the data
  *   plane compiled from it: the route table keeps no AppSpec of the snapshot copies it
  *   gets (`keepSnapshots: false`), and since a deserialised `Uint8Array` is a view of the
  *   whole message's buffer (the `start` one carries 10,000 apps in a few MB), keys are
@@ -41,7 +41,7 @@ import { CertificateStore } from '../tls/certificate-store.js';
 import { COUNTER_PUSH_MS, type AccessLogRecord, type AppEndpointStates, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
 import { PrimaryChallenges } from './primary-challenges.js';
 import { ProcessSampler } from './process-sampler.js';
-import { applyWorkerHeapGrowing } from './worker-heap.js';
+import { applyHeapGrowing, WORKER_HEAP_GROWING_PERCENT } from './worker-heap.js';
 
 /** How long a worker whose primary is gone lets its requests finish, ms. */
 const ORPHAN_DRAIN_MS = 5_000;
@@ -245,7 +245,7 @@ function send(message: FromWorker, done?: () => void): void {
 }
 
 if (cluster.isWorker) {
-  applyWorkerHeapGrowing(process.execArgv);
+  applyHeapGrowing(process.execArgv, WORKER_HEAP_GROWING_PERCENT);
   let worker: DataPlaneWorker | undefined;
   // The primary drives the stop; see the module comment.
   process.on('SIGTERM', () => {});
