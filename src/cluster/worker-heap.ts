@@ -21,7 +21,7 @@
  *   p99 latency of a loaded single process is set by its full collections (each stops
  *   every connection for 5–20 ms); letting the old generation grow to four times its live
  *   size before the next one makes them rarer. Measured on one core at ~22–24k req/s: p99
- *   4.8–5.7 ms against 6.9–9.7 ms with V8's own factor, the same throughput, and RSS under
+ *   4.8–6.4 ms against 6.9–9.7 ms with V8's own factor, the same throughput, and RSS under
  *   load 168 against 146 MB with one app, 213 against 180 MB with 10,000 (bench/README
  *   "What the p99 tail is now"). A single process has no memory target; one that must stay
  *   small can set the flag on node's command line, or run workers.
