@@ -1056,6 +1056,30 @@ t.test('a client that half-closes after a complete request still gets its answer
   t.same(h.clientErrors, []);
 });
 
+t.test('after a Connection: close answer the client\'s FIN does not end the socket a second time (Node would build and drop an error for it)', TEST(), async (t) => {
+  let ends = 0;
+  const serverClosed = signal();
+  const h = await startServer(t, (_req, res) => {
+    const socket = res.socket;
+    const end = socket.end;
+    socket.end = function (this: unknown, ...args: unknown[]) {
+      ends++;
+      return (end as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof end;
+    socket.once('close', () => serverClosed.resolve());
+    res.end('bye');
+  });
+  const c = await h.client();
+  await c.write(get('/close', 'Connection: close\r\n'));
+  const [res] = await c.responses(1);
+  t.same(all(res!, 'connection'), ['close']);
+  await c.closedWithin();
+  c.socket.end(); // the client's FIN, after the server's
+  await within('the server side\'s close', serverClosed.promise);
+  t.equal(ends, 1, 'the socket was ended once, by the answer');
+  t.same(h.clientErrors, []);
+});
+
 // ---------------------------------------------------------------------------------------
 // 12. Response head and backpressure
 
