@@ -369,7 +369,7 @@ export class AppLogBuffer implements AccessLogSink {
       '# HELP fairway_app_log_bytes Bytes of those entries (their JSON text; log.perApp.maxBytes bounds it).',
       '# TYPE fairway_app_log_bytes gauge',
       `fairway_app_log_bytes ${this.#bytes}`,
-      '# HELP fairway_app_log_dropped_total Entries dropped from the per-app logs, by the bound that dropped them (entries: the app had log.perApp.entries; bytes: all apps had log.perApp.maxBytes).',
+      '# HELP fairway_app_log_dropped_total Entries dropped from the per-app logs, by the bound that dropped them (entries: the app had log.perApp.entries; bytes: all apps had log.perApp.maxBytes, or the entry alone was longer).',
       '# TYPE fairway_app_log_dropped_total counter',
       `fairway_app_log_dropped_total{reason="entries"} ${this.droppedForEntries}`,
       `fairway_app_log_dropped_total{reason="bytes"} ${this.droppedForBytes}`,
