@@ -174,6 +174,24 @@ t.test('entries read back as the very text they were logged with: multi-byte, es
   t.same(logs.read('a', 10, 'v1').map(pathOf), odd.slice(0, 3).map((e) => e.path), 'an entry without a version matches no version filter');
 });
 
+t.test('an app\'s text buffer shrinks when the byte bound takes most of its entries, and goes when it takes all of them', async (t) => {
+  const big = (app: string, i: number) => entryFields(entry(app, i, { path: `/${'b'.repeat(400)}` }));
+  const logs = new AppLogBuffer({ entries: 1000, maxBytes: 200 * big('busy', 0).length });
+  for (let i = 0; i < 200; i++) logs.add('busy', 'v1', i, big('busy', i));
+  const full = logs.bufferOf('busy');
+  t.ok(full.buffer >= full.text && full.buffer <= 4 * full.text, `200 entries, ${full.text} bytes of text in ${full.buffer} bytes of buffer`);
+  for (let i = 0; i < 170; i++) logs.add('other', 'v1', i, big('other', i)); // the byte bound takes busy's oldest
+  const left = logs.bufferOf('busy');
+  const kept = logs.read('busy', 1000).length;
+  t.ok(kept >= 20 && kept <= 30, `busy keeps its newest ${kept}`);
+  t.ok(left.buffer < full.buffer && left.buffer <= 4 * left.text, `busy's buffer shrank: ${left.buffer} bytes for ${left.text} of text`);
+  for (let i = 170; i < 400; i++) logs.add('other', 'v1', i, big('other', i));
+  t.same(logs.read('busy', 1000), [], 'busy has no entry left');
+  t.same(logs.bufferOf('busy'), { buffer: 0, text: 0 }, 'and no buffer');
+  addTo(logs, entry('busy', 1), 1);
+  t.same(logs.read('busy', 10).map(pathOf), ['/1'], 'one comes back with the next entry');
+});
+
 t.test('an entry longer than log.perApp.maxBytes on its own is dropped and counted; the others stay', async (t) => {
   const logs = new AppLogBuffer({ entries: 10, maxBytes: 1000 });
   addTo(logs, entry('a', 1), 1);
@@ -266,6 +284,7 @@ t.test('under random adds of any size and live changes of both bounds, the buffe
       model.add(app, version, step, entryFields(e));
     }
     const checks: [string, unknown, unknown][] = [
+      ['buffers within 4 × the text + 256 an app', logs.bufferBytes <= 4 * logs.bytes + 256 * apps.length, true],
       ['size', logs.size, model.entries.length],
       ['bytes', logs.bytes, model.bytes],
       ['droppedForEntries', logs.droppedForEntries, model.droppedForEntries],

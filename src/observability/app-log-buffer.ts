@@ -14,9 +14,13 @@
  * them. Held as objects, the entries of a busy app lived just long enough to be promoted
  * and then died, and the old generation's collections that followed put the p99 latency
  * at twice its value with the ring off (bench/README "Where the p99 tail comes from").
- * Memory: whenever an app's text buffer is full, its texts move to the front of a buffer
- * 2–4 times their bytes (a power of two: the same one, a larger or a smaller one), so an
- * app holds at most ~4 times its entries' text; plus 24 bytes a slot.
+ * Memory: an app's texts move to the front of a buffer 2–4 times their bytes (a power of
+ * two, at least 256: the same one, a larger or a smaller one) whenever the next entry does
+ * not fit, or the buffer is over four times what it holds; an app left with no entry lets
+ * its buffer go. So an app's buffer is at most 4 times its entries' text (or 256 bytes),
+ * and all apps' together at most 4 × `maxBytes` plus 256 bytes an app; plus 24 bytes a
+ * slot. Amortised O(1) a byte: after a move the buffer holds 1/4–1/2 of its size, and the
+ * next move needs it full or under a quarter.
  *
  * The request path cost of {@link AppLogBuffer.add} is a map lookup, a UTF-8 copy of the
  * text and a few typed-array writes. Followers (`follow=1`) are called once per
@@ -47,7 +51,7 @@ export interface StoredEntry {
 export type LogFollower = (fields: string, time: number) => void;
 
 /** Smallest text buffer of an app, bytes. */
-const MIN_TEXT = 1024;
+const MIN_TEXT = 256;
 /** Slots an app starts with (they double up to `entries`). */
 const MIN_SLOTS = 8;
 /** No version (the entry had none). */
@@ -103,7 +107,8 @@ class AppRing {
       this.stale++;
     }
     if (this.count === this.#offsets.length) this.#layOut(Math.min(cap, Math.max(MIN_SLOTS, this.count * 2)));
-    if (this.#text === undefined || this.#end + length > this.#text.length) this.#compact(length);
+    const held = this.#text;
+    if (held === undefined || this.#end + length > held.length || this.#oversized(length)) this.#compact(length);
     const text = this.#text!;
     const slot = (this.#head + this.count) % this.#offsets.length;
     this.#offsets[slot] = this.#end;
@@ -131,6 +136,24 @@ class AppRing {
       this.#end = 0;
     }
     return length;
+  }
+
+  /**
+   * After entries went for the router-wide bound: lets go of the text buffer of an app left
+   * with none, and moves the texts of one left with under a quarter of its buffer to a
+   * smaller one.
+   */
+  shed(): void {
+    const text = this.#text;
+    if (text === undefined) return;
+    if (this.count === 0) this.#text = undefined;
+    else if (this.#oversized(0)) this.#compact(0);
+  }
+
+  /** Whether the text buffer is over four times the held texts and `more` bytes (and over its least size). */
+  #oversized(more: number): boolean {
+    const size = this.#text?.length ?? 0;
+    return size > MIN_TEXT && (this.bytes + more) * 4 < size;
   }
 
   /** The entry with sequence number `seq` and its version, if still held. */
@@ -164,6 +187,11 @@ class AppRing {
     this.#layOut(Math.min(cap, Math.max(MIN_SLOTS, this.count)));
     if (this.#text !== undefined) this.#compact(0);
     return freed;
+  }
+
+  /** Bytes of the text buffer (0 without one). */
+  get capacity(): number {
+    return this.#text?.length ?? 0;
   }
 
   clear(): void {
@@ -218,9 +246,8 @@ class AppRing {
 
   /**
    * Moves the held texts to the front of a text buffer with room for `more` bytes after
-   * them: the same buffer, or one twice as large when they would fill more than half of
-   * it, or half as large when they fill less than a quarter. Amortised O(1) a byte: after
-   * a move at least half the buffer is free.
+   * them: the same buffer, or one of 2–4 times their bytes and `more` (a power of two, at
+   * least {@link MIN_TEXT}) when those would fill over half of it or under a quarter.
    */
   #compact(more: number): void {
     const needed = this.bytes + more;
@@ -273,6 +300,19 @@ export class AppLogBuffer implements AccessLogSink {
   /** Bytes of entry text held, all apps together. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes of the apps' text buffers, all apps together (at most 4 × {@link bytes} + 256 an app). */
+  get bufferBytes(): number {
+    let n = 0;
+    for (const ring of this.#rings.values()) n += ring.capacity;
+    return n;
+  }
+
+  /** Bytes of `app`'s text buffer (0 without one), and of the text it holds. */
+  bufferOf(app: string): { buffer: number; text: number } {
+    const ring = this.#rings.get(app);
+    return { buffer: ring?.capacity ?? 0, text: ring?.bytes ?? 0 };
   }
 
   /** Applies new bounds at once: entries past them are dropped (oldest first). */
@@ -387,6 +427,7 @@ export class AppLogBuffer implements AccessLogSink {
         continue;
       }
       this.#bytes -= ring.dropOldest();
+      ring.shed();
       this.#count--;
       this.droppedForBytes++;
     }
