@@ -107,8 +107,7 @@ class AppRing {
       this.stale++;
     }
     if (this.count === this.#offsets.length) this.#layOut(Math.min(cap, Math.max(MIN_SLOTS, this.count * 2)));
-    const held = this.#text;
-    if (held === undefined || this.#end + length > held.length || this.#oversized(length)) this.#compact(length);
+    if (this.#text === undefined || this.#end + length > this.#text.length || this.#oversized(length)) this.#compact(length);
     const text = this.#text!;
     const slot = (this.#head + this.count) % this.#offsets.length;
     this.#offsets[slot] = this.#end;
