@@ -7,7 +7,6 @@
  * config (exit 2 in the CLI).
  */
 import { constants } from 'node:os';
-import { applyHeapGrowing, SINGLE_PROCESS_HEAP_GROWING_PERCENT } from '../cluster/worker-heap.js';
 import { loadConfigFile } from '../config/load-config.js';
 import { startDemoBackends, type DemoBackends } from '../demo/demo-backends.js';
 import { FairwayError } from '../errors.js';
@@ -24,8 +23,6 @@ export interface RunServerOptions {
 }
 
 export async function runServer(options: RunServerOptions): Promise<void> {
-  // One process serves the traffic itself: its heap is set for tail latency (see worker-heap.ts).
-  if ((options.workers ?? 1) < 2) applyHeapGrowing(process.execArgv, SINGLE_PROCESS_HEAP_GROWING_PERCENT);
   let backends: DemoBackends | undefined;
   if (options.demo) {
     const config = loadConfigFile(options.configFile);

@@ -1,9 +1,7 @@
 /**
  * @module
- * The V8 heap settings of the processes that serve traffic: a data-plane worker's, chosen
- * for its RSS under load (issue 7's target: ≤ 120 MB per worker with 10,000 hosts;
- * bench/README "Memory results"), and a single process's (`--workers 1`), chosen for its
- * tail latency.
+ * The V8 heap settings of a data-plane worker, chosen for its RSS under load (issue 7's
+ * target: ≤ 120 MB per worker with 10,000 hosts; bench/README "Memory results").
  *
  * - **Worker: young generation 2 × 8 MB** (`--max-semi-space-size=8`, V8's default is 2 × 16 MB).
  *   A busy worker grows its young generation to the maximum within seconds and keeps it
@@ -17,14 +15,11 @@
  *   first 20–25 s of load before a full collection brought it back: after the start-up
  *   collection V8 lets the old generation grow to several times its live size (promoted
  *   request state).
- * - **Single process: old generation growing by 300%** (V8's largest factor, 4×). The
- *   p99 latency of a loaded single process is set by its full collections (each stops
- *   every connection for 5–20 ms); letting the old generation grow to four times its live
- *   size before the next one makes them rarer. Measured on one core at ~22–24k req/s: p99
- *   4.8–6.4 ms against 6.9–9.7 ms with V8's own factor, the same throughput, and RSS under
- *   load 168 against 146 MB with one app, 213 against 180 MB with 10,000 (bench/README
- *   "What the p99 tail is now"). A single process has no memory target; one that must stay
- *   small can set the flag on node's command line, or run workers.
+ *
+ * A single process (`--workers 1`) keeps V8's defaults. Letting its old generation grow by
+ * 300% shortened its p99 (bench/README "The single process's old generation"), but made it
+ * hold more memory and a stalled-client backpressure test flaky, so that stays an
+ * operator's choice: `node --heap-growing-percent=300 dist/cli.js serve --workers 1`.
  *
  * V8 reads the growing factor at each full collection, so the process sets it itself at
  * start ({@link applyHeapGrowing}; `v8.setFlagsFromString` ignores an unknown flag, where a
@@ -37,7 +32,6 @@
 import { setFlagsFromString } from 'node:v8';
 
 export const WORKER_HEAP_GROWING_PERCENT = 25;
-export const SINGLE_PROCESS_HEAP_GROWING_PERCENT = 300;
 /** The most MB of one of the young generation's two semi-spaces (V8 rounds it to a power of two). */
 export const WORKER_SEMI_SPACE_MB = 8;
 
@@ -49,7 +43,7 @@ function setsFlag(args: readonly string[], name: string): boolean {
   });
 }
 
-/** At start (a worker: {@link WORKER_HEAP_GROWING_PERCENT}; a single process: {@link SINGLE_PROCESS_HEAP_GROWING_PERCENT}): the old generation's growing factor, unless node's command line set one. */
+/** In a worker, at start ({@link WORKER_HEAP_GROWING_PERCENT}): the old generation's growing factor, unless node's command line set one. */
 export function applyHeapGrowing(execArgv: readonly string[], percent: number, setFlags: (flags: string) => void = setFlagsFromString): void {
   if (setsFlag(execArgv, '--heap-growing-percent')) return;
   setFlags(`--heap-growing-percent=${percent}`);
