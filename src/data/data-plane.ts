@@ -98,6 +98,7 @@ import { stampRequestIds } from './stamp-request-ids.js';
 import { translateHttp2Head } from './translate-http2-head.js';
 import { isUpgrade, responseForUpgrade, upgradeRequestHeaders, UpgradeExchange } from './upgrade-exchange.js';
 import { TunnelSet } from './tunnel-set.js';
+import { UpstreamDeadlines } from './upstream-deadlines.js';
 import { UpstreamRegistry } from './upstream-registry.js';
 
 /** Request headers not forwarded: hop-by-hop ones, `expect` (answered here), and the ones the router sets itself. */
@@ -189,6 +190,8 @@ export class DataPlane implements DrainingListener {
   readonly #keepSnapshots: boolean;
   #stickyKey: Buffer;
   #ctx: ExchangeContext;
+  /** The upstream waits of every exchange, whichever snapshot it started under. */
+  readonly #deadlines = new UpstreamDeadlines();
   #port = '';
   #httpsPort = '';
   /** `:port` for redirect targets, empty for 443. */
@@ -203,7 +206,7 @@ export class DataPlane implements DrainingListener {
     this.#accessLogSinks = options.accessLogSinks ?? [];
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
     this.#keepSnapshots = options.keepSnapshots ?? true;
-    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle };
+    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle, deadlines: this.#deadlines };
     this.#server = new Http1Server({ maxHeaderSize: options.maxHeaderSize, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, this.#onHttp1Request);
     this.#server.on('clientError', this.#onClientError);
     this.#server.on('upgrade', this.#onUpgrade);
@@ -238,7 +241,7 @@ export class DataPlane implements DrainingListener {
     this.#httpGate.configure(s.proxyProtocol?.http ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
     this.#httpsGate.configure(s.proxyProtocol?.https ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
     const sinks = this.#accessLogSinks;
-    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined, clientIdle: s.timeouts.clientIdle };
+    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined, clientIdle: s.timeouts.clientIdle, deadlines: this.#deadlines };
     // A default app the snapshot does not have: unknown hosts get 404 (said once per change).
     const before = this.#table;
     if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.settings.defaultApp !== s.defaultApp)) {

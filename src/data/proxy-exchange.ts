@@ -26,13 +26,14 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { FairwayError, type ErrorCode } from '../errors.js';
 import type { AccessLog } from '../observability/access-log.js';
 import type { UpstreamErrorReason } from '../observability/request-stats.js';
 import type { Encoding } from './compression-policy.js';
 import { CompressionWriter } from './compression-writer.js';
 import type { AppRoute, VersionRoute } from './route-table.js';
+import type { DeadlineHolder, UpstreamDeadlines } from './upstream-deadlines.js';
 import type { Upstream } from './upstream-registry.js';
 
 /** Response headers that describe the upstream connection, not the response. */
@@ -89,9 +90,15 @@ export interface ExchangeContext {
   readonly accessLog: AccessLog | undefined;
   /** `timeouts.clientIdle`, ms: a response the client does not read for this long is cut. */
   readonly clientIdle: number;
+  /** Keeps the upstream waits (response headers, each pause of the body) of every exchange. */
+  readonly deadlines: UpstreamDeadlines;
 }
 
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, DeadlineHolder {
+  /** {@link DeadlineHolder}: the exchange's slot in `ctx.deadlines` (-1: no wait armed). */
+  deadlineSlot = -1;
+  /** {@link DeadlineHolder}: when the armed wait ends, on the tracker's clock. */
+  deadlineAt = 0;
   readonly #res: ServerResponse;
   readonly #fwd: ForwardRequest;
   readonly #app: AppRoute;
@@ -146,17 +153,33 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         method: this.#fwd.method as Dispatcher.HttpMethod,
         headers: this.#fwd.headers,
         body: this.#fwd.body,
-        // The app's read timeout when it sets one, else the router-wide ones (resolved at compile).
-        headersTimeout: app.headersTimeout,
-        bodyTimeout: app.bodyTimeout,
+        // The waits are kept by `ctx.deadlines` (see onConnect), not by a timer of undici's per
+        // request, but for the headers of a request with a body: undici knows when its upload
+        // ends, and its wait for headers starts there (or when the upload stalls).
+        headersTimeout: this.#fwd.body === null ? 0 : app.headersTimeout,
+        bodyTimeout: 0,
       },
       this,
     );
   }
 
+  /** Called by undici as the request is written to a connection: the wait for response headers starts. */
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     if (this.#clientGone) abort(new Error('client closed the connection'));
+    else if (this.#fwd.body === null && this.#app.headersTimeout > 0) this.#ctx.deadlines.track(this, this.#app.headersTimeout);
+  }
+
+  /** The armed wait ended: the request fails as undici's own timeouts fail it (a 504, or a cut response). */
+  deadlinePassed(): void {
+    this.#abort?.(this.#headersSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
+  }
+
+  /** (Re)arms the wait for the next body chunk, or disarms it when the app has none. */
+  #awaitBody(): void {
+    const ms = this.#app.bodyTimeout;
+    if (ms > 0) this.#ctx.deadlines.track(this, ms);
+    else this.#ctx.deadlines.untrack(this);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
@@ -192,6 +215,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     this.#resume = resume;
     this.#headersSent = true;
+    this.#awaitBody();
     return true;
   }
 
@@ -200,7 +224,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const writer = this.#writer;
     // Backpressure: false pauses the upstream until the client has read what is buffered (then `#onDrain`).
     const ok = writer !== undefined ? writer.write(chunk, (this.#onDrain ??= this.#drained.bind(this))) : this.#res.write(chunk);
-    if (!ok) {
+    if (ok) this.#awaitBody();
+    else {
+      // Paused for the client: the wait for the next chunk stops until it reads (undici's did too).
+      this.#ctx.deadlines.suspend(this);
       if (writer === undefined) this.#res.once('drain', (this.#onDrain ??= this.#drained.bind(this)));
       // `timeouts.clientIdle`, nginx's send_timeout: a client that reads nothing for that long is cut.
       this.#sendTimer = setTimeout(ProxyExchange.#sendTimedOut, this.#ctx.clientIdle, this);
@@ -212,6 +239,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #drained(): void {
     clearTimeout(this.#sendTimer);
     this.#sendTimer = undefined;
+    this.#awaitBody();
     this.#resume!();
   }
 
@@ -229,6 +257,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    this.#ctx.deadlines.untrack(this);
     const upstream = this.#upstream!;
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (this.#clientGone) {
@@ -300,6 +329,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
+    this.#ctx.deadlines.untrack(this);
     const now = performance.now();
     const upstream = this.#upstream!;
     upstream.outstanding--;
