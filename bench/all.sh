@@ -8,7 +8,7 @@
 #   tls      HTTPS keep-alive, resumed connections, full handshakes (bench/tls.sh)
 #   workers  Fairway with 1 and 2 workers against nginx with 1 and 2 workers (bench/workers.sh)
 #   memory   RSS per worker with 10,000 hosts (bench/memory.sh)
-# then prints the verdict lines of each (PASS, FAIL, SKIP, WARN, SKIPPED, SCALING, CLIENT-BOUND)
+# then prints the verdict lines of each (PASS, FAIL, SKIP, WARN, SKIPPED, SCALING, CLIENT-BOUND, LATENCY)
 # under its name, and writes them to bench/results/all-<UTC time>/summary.txt with the path of
 # each part's results. Every BENCH_* setting reaches every part (BENCH_DURATION=5 BENCH_REPS=1
 # for a quick look); BENCH_ALL_PARTS="http tls" runs only those. Exits 0 when every part ran,
@@ -44,7 +44,7 @@ for part in $PARTS; do
     dir=$(readlink -f "$ALL_BENCH_DIR/results/$(latest_of "$part")")
     {
       printf '== %s (%s)\n' "$part" "${dir#"$(dirname "$ALL_BENCH_DIR")"/}"
-      grep -E '^(PASS|FAIL|SKIP|WARN|SKIPPED|SCALING|CLIENT-BOUND)' "$dir/table.txt" || echo '(no verdict lines)'
+      grep -E '^(PASS|FAIL|SKIP|WARN|SKIPPED|SCALING|CLIENT-BOUND|LATENCY)' "$dir/table.txt" || echo '(no verdict lines)'
       echo
     } >>"$OUT/summary.txt"
     grep -q '^FAIL' "$dir/table.txt" && strict_failed=1

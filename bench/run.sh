@@ -47,6 +47,11 @@
 #   BENCH_B_NODE_FLAGS=    node flags for the fairway-b row (e.g. --max-semi-space-size=32)
 #   BENCH_B_DIST=dist      the build the fairway-b row runs (e.g. the dist/ of a git worktree at an
 #                          older commit, to compare two builds in one interleaved run)
+#   BENCH_RATE=auto        after the wrk reps, the latency of BENCH_RATE_PROXIES at one equal load
+#                          (h2load --rps from nghttp2-client, 64 connections, BENCH_DURATION per rep):
+#                          auto = half of Fairway's median req/s, or a number of req/s (rounded down
+#                          to a multiple of BENCH_CONNECTIONS); 0: skip the step. Not for BENCH_PATH=/1mb.
+#   BENCH_RATE_PROXIES="nginx fairway undici-min"   measured at the equal load (those also in BENCH_PROXIES)
 #   BENCH_STRICT=1         exit 3 when a target fails (default: report only, exit 0)
 #   BENCH_NO_INSTALL=1     never apt-get install missing tools
 #   BENCH_NGINX=PATH       the nginx binary to use ("none": run as if nginx were missing)
@@ -99,6 +104,8 @@ PROXY_CPU=${BENCH_PROXY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 NGINX_ACCESS_LOG=${BENCH_NGINX_ACCESS_LOG:-on}
 PROFILE=${BENCH_PROFILE:-0}
+RATE=${BENCH_RATE:-auto}
+RATE_PROXIES=${BENCH_RATE_PROXIES:-"nginx fairway undici-min"}
 
 HOST_HEADER=bench.example.test            # the domain of the app in fairway-bench.yaml
 ORIGIN_A_PORT=$PORT_BASE                  # Fairway v1 (weight 90), nginx weight 9, http-proxy-3, direct
@@ -171,6 +178,8 @@ check_settings() {
     esac
   done
   [[ "$BENCH_PATH" == / || "$BENCH_PATH" == /1mb ]] || die "BENCH_PATH must be / or /1mb (got '$BENCH_PATH')"
+  [[ "$RATE" == auto || "$RATE" =~ ^[0-9]+$ ]] || die "BENCH_RATE must be auto or a whole number of requests per second (got '$RATE')"
+  [ "$BENCH_PATH" = / ] || RATE=0
 }
 
 # Whether this run measures a peer (never when another bench sources this file for its functions).
@@ -198,6 +207,7 @@ find_tools() {
   [ -n "$NGINX" ] || [ -n "${BENCH_NGINX:-}" ] || missing+=(nginx-light)
   if wanted haproxy && ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then missing+=(haproxy); fi
   if wanted caddy && ! command -v caddy >/dev/null; then missing+=(caddy); fi
+  if [ "$RUN_SH_MAIN" = 1 ] && [ "$RATE" != 0 ] && ! command -v h2load >/dev/null; then missing+=(nghttp2-client); fi
   if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]} with apt-get"
     # Install from the local package lists first; refresh them only if that fails.
@@ -219,6 +229,11 @@ find_tools() {
   CADDY=$(command -v caddy || true)
   if wanted haproxy && [ -z "$HAPROXY" ]; then log "haproxy not found (apt-get install haproxy): skipping it"; SKIPPED+=("haproxy: not installed"); fi
   if wanted caddy && [ -z "$CADDY" ]; then log "caddy not found (apt-get install caddy): skipping it"; SKIPPED+=("caddy: not installed"); fi
+  if [ "$RUN_SH_MAIN" = 1 ] && [ "$RATE" != 0 ] && ! command -v h2load >/dev/null; then
+    log "h2load not found (apt-get install nghttp2-client): skipping the latency at an equal load"
+    SKIPPED+=("latency at an equal load: h2load not installed")
+    RATE=0
+  fi
   command -v taskset >/dev/null || die "taskset not found (util-linux)"
 }
 
@@ -689,6 +704,40 @@ measure() {
   log "rep $rep/$REPS $(printf '%-12s' "$name") $(grep -E '^Requests/sec' "$out" | tr -s ' ') p99 $(grep -E '^ +99%' "$out" | awk '{print $2}')"
 }
 
+# --- latency at an equal load (BENCH_RATE): every proxy of RATE_PROXIES at one fixed rate ---
+# The wrk reps above are closed loops, where each proxy sets its own rate and so its own
+# queueing (bench/lib/rate-latency.mjs); this runs h2load --rps at one rate for all of them.
+measure_rates() {
+  [ "$RATE" != 0 ] || return 0
+  local rate=$RATE proxies=() p rep
+  if [ "$rate" = auto ]; then
+    rate=$(node -e '
+      const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse).filter((r) => r.proxy === "fairway");
+      const s = rows.map((r) => r.rps).sort((a, b) => a - b);
+      console.log(s.length ? Math.floor(s[s.length >> 1] / 2) : 0);' "$RESULTS/raw.jsonl")
+    [ "$rate" -gt 0 ] || { log "latency at an equal load: no Fairway rate to take half of (BENCH_RATE=auto needs fairway in BENCH_PROXIES)"; return 0; }
+  fi
+  local per_connection=$((rate / CONNECTIONS > 0 ? rate / CONNECTIONS : 1))
+  rate=$((per_connection * CONNECTIONS))
+  for p in $RATE_PROXIES; do [[ " ${MEASURED[*]} " == *" $p "* ]] && proxies+=("$p"); done
+  [ "${#proxies[@]}" -gt 0 ] || return 0
+  log "latency at an equal load: ${proxies[*]} at $rate req/s ($CONNECTIONS connections x $per_connection/s, h2load --rps)"
+  for rep in $(seq 1 "$REPS"); do
+    for p in "${proxies[@]}"; do
+      local port out="$RESULTS/h2load-$p-rep$rep"
+      port=$(port_of "$p")
+      if ! run_wrk "$out.txt" timeout $((DURATION + WARMUP + 30)) "${PIN_LOAD[@]}" h2load --h1 -c "$CONNECTIONS" --rps="$per_connection" \
+        -D "$DURATION" --warm-up-time="$((WARMUP > 0 ? WARMUP : 1))" --log-file="$out.log" -H ":authority: $HOST_HEADER" "http://127.0.0.1:$port$BENCH_PATH"; then
+        log "h2load failed against $p: $(tail -n 3 "$out.txt" | tr '\n' ' ')"
+        check_alive
+        continue
+      fi
+      node "$BENCH_DIR/lib/rate-latency.mjs" parse "$out.log" "$out.txt" "$p" "$rep" "$rate" >>"$RESULTS/rate.jsonl" || log "no latency read from $out.log"
+      rm -f "$out.log" # one line per request: the JSON line keeps what the report needs
+    done
+  done
+}
+
 write_meta() {
   export BENCH_META_DATE BENCH_META_COMMAND BENCH_META_NPROC BENCH_META_NODE BENCH_META_NGINX BENCH_META_HAPROXY BENCH_META_CADDY BENCH_META_WRK \
     BENCH_META_KERNEL BENCH_META_CPU BENCH_META_SETTINGS BENCH_META_ORIGIN BENCH_META_SKIPPED BENCH_META_PINNING BENCH_META_BUSY_BEFORE
@@ -753,6 +802,10 @@ report() {
   # The summarizer exits 3 on a failed target only with BENCH_STRICT=1 (pipefail keeps its status).
   local rc=0
   node "$BENCH_DIR/lib/wrk.mjs" summarize "$RESULTS/raw.jsonl" "$RESULTS/summary.json" | tee "$RESULTS/table.txt" || rc=$?
+  if [ -s "$RESULTS/rate.jsonl" ]; then
+    echo
+    node "$BENCH_DIR/lib/rate-latency.mjs" summarize "$RESULTS/rate.jsonl" | tee -a "$RESULTS/table.txt"
+  fi
   echo
   echo "raw results: ${RESULTS#"$ROOT"/}/ (wrk outputs, raw.jsonl, summary.json, table.txt)"
   ln -sfn "$STAMP" "$BENCH_DIR/results/latest"
@@ -769,6 +822,7 @@ main() {
   for rep in $(seq 1 "$REPS"); do
     for p in "${MEASURED[@]}"; do measure "$p" "$rep"; done
   done
+  measure_rates
   report
 }
 
