@@ -34,6 +34,7 @@
  */
 import type { RequestLogSettings } from '../model.js';
 import type { AccessLogSink } from './access-log.js';
+import { RingQueue } from './ring-queue.js';
 
 /** `log.perApp` (see {@link RequestLogSettings}). */
 export type AppLogSettings = RequestLogSettings['perApp'];
@@ -265,9 +266,8 @@ class AppRing {
 
 export class AppLogBuffer implements AccessLogSink {
   readonly #rings = new Map<string, AppRing>();
-  /** One reference per entry added and not yet passed by the FIFO, oldest at `#orderHead`. */
-  #order: AppRing[] = [];
-  #orderHead = 0;
+  /** The router-wide FIFO: one reference to its app's ring per entry added and not yet dropped, oldest first. */
+  readonly #order = new RingQueue<AppRing>();
   #settings: AppLogSettings = DEFAULT_APP_LOG_SETTINGS;
   #count = 0;
   #bytes = 0;
@@ -320,8 +320,7 @@ export class AppLogBuffer implements AccessLogSink {
     this.#settings = settings;
     if (!this.active) {
       for (const ring of this.#rings.values()) ring.clear();
-      this.#order = [];
-      this.#orderHead = 0;
+      this.#order.clear();
       this.#count = 0;
       this.#bytes = 0;
       return;
@@ -419,8 +418,8 @@ export class AppLogBuffer implements AccessLogSink {
   /** Drops the router-wide oldest entries until the bytes fit. */
   #trimToBytes(): void {
     const max = this.#settings.maxBytes;
-    while (this.#bytes > max && this.#orderHead < this.#order.length) {
-      const ring = this.#order[this.#orderHead++]!;
+    while (this.#bytes > max && this.#order.size > 0) {
+      const ring = this.#order.shift()!;
       if (ring.stale > 0) {
         ring.stale--;
         continue;
@@ -433,24 +432,16 @@ export class AppLogBuffer implements AccessLogSink {
   }
 
   /**
-   * Rebuilds the FIFO without passed and stale references once stale ones outnumber the
-   * live ones, or cuts off the passed ones once they outnumber the rest (amortised O(1)).
+   * Drops the stale references (entries their app already dropped for its `entries` bound)
+   * from the FIFO once they outnumber the live ones (amortised O(1)).
    */
   #compactIfStale(): void {
-    const held = this.#order.length - this.#orderHead;
-    if (held > 2 * this.#count + 1024) {
-      const order: AppRing[] = [];
-      for (let i = this.#orderHead; i < this.#order.length; i++) {
-        const ring = this.#order[i]!;
-        if (ring.stale > 0) ring.stale--;
-        else order.push(ring);
-      }
-      this.#order = order;
-      this.#orderHead = 0;
-    } else if (this.#orderHead > 1024 && this.#orderHead > held) {
-      this.#order = this.#order.slice(this.#orderHead);
-      this.#orderHead = 0;
-    }
+    if (this.#order.size <= 2 * this.#count + 1024) return;
+    this.#order.retain((ring) => {
+      if (ring.stale === 0) return true;
+      ring.stale--;
+      return false;
+    });
   }
 
   readonly #deliver = (): void => {
