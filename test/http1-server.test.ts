@@ -1166,6 +1166,30 @@ t.test('a first body chunk of up to 16 KiB leaves in one socket write with the h
   t.same(callbacks.sort(), ['/large end', '/large first', '/small end', '/small first']);
 });
 
+t.test('a later body chunk of a response with a length leaves as one plain socket write, not corked into a writev', TEST(), async (t) => {
+  const corks: number[] = [];
+  const h = await startServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-length': 300 });
+    res.write(Buffer.alloc(100, 'a')); // with the head
+    const socket = res.socket;
+    const cork = socket.cork;
+    let n = 0;
+    socket.cork = function (this: typeof socket) {
+      n++;
+      return cork.call(this);
+    };
+    res.write(Buffer.alloc(100, 'b'));
+    corks.push(n);
+    res.end(Buffer.alloc(100, 'c'));
+    socket.cork = cork;
+  });
+  const c = await h.client();
+  await c.write(get('/'));
+  const [res] = await c.responses(1);
+  t.same(corks, [0], 'the middle chunk was written without cork');
+  t.equal(res!.body.toString(), 'a'.repeat(100) + 'b'.repeat(100) + 'c'.repeat(100));
+});
+
 t.test('res.write returns false while a client does not read a large answer, and drain follows only once the client has read', TEST(), async (t) => {
   const size = 32 * 1024 * 1024; // more than the kernel's socket buffers on both sides hold
   const blocked = signal<{ ok: boolean; needDrain: boolean }>();

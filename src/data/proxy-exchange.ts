@@ -114,8 +114,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, DeadlineHolder
   #clientGone = false;
   #done = false;
   #bytes = 0;
-  /** Armed while the client is not reading the response (`timeouts.clientIdle`). */
-  #sendTimer: NodeJS.Timeout | undefined;
+  /** Paused because the client is not reading: the armed wait is `timeouts.clientIdle`, not the upstream's. */
+  #paused = false;
   /** Made on the first backpressure only: most responses never need it. */
   #onDrain: (() => void) | undefined;
   /** The catalogue code of the failure answered (the access log's `code`), if any. */
@@ -170,9 +170,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, DeadlineHolder
     else if (this.#fwd.body === null && this.#app.headersTimeout > 0) this.#ctx.deadlines.track(this, this.#app.headersTimeout);
   }
 
-  /** The armed wait ended: the request fails as undici's own timeouts fail it (a 504, or a cut response). */
+  /**
+   * The armed wait ended. The client's (`timeouts.clientIdle`, nginx's send_timeout: it read
+   * nothing for that long): its connection is cut, logged as 499 with error `client_idle`.
+   * The upstream's: the request fails as undici's own timeouts fail it (a 504, or a cut response).
+   */
   deadlinePassed(): void {
-    this.#abort?.(this.#headersSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
+    if (this.#paused) {
+      this.#idleCut = true;
+      this.#res.destroy();
+    } else this.#abort?.(this.#headersSent ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
   }
 
   /** (Re)arms the wait for the next body chunk, or disarms it when the app has none. */
@@ -226,28 +233,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, DeadlineHolder
     const ok = writer !== undefined ? writer.write(chunk, (this.#onDrain ??= this.#drained.bind(this))) : this.#res.write(chunk);
     if (ok) this.#awaitBody();
     else {
-      // Paused for the client: the wait for the next chunk stops until it reads (undici's did too).
-      this.#ctx.deadlines.suspend(this);
+      // Paused for the client: the wait for the next chunk stops until it reads (undici's did
+      // too), and the client has `timeouts.clientIdle` to read.
+      this.#paused = true;
+      this.#ctx.deadlines.track(this, this.#ctx.clientIdle);
       if (writer === undefined) this.#res.once('drain', (this.#onDrain ??= this.#drained.bind(this)));
-      // `timeouts.clientIdle`, nginx's send_timeout: a client that reads nothing for that long is cut.
-      this.#sendTimer = setTimeout(ProxyExchange.#sendTimedOut, this.#ctx.clientIdle, this);
     }
     return ok;
   }
 
   /** The client read what was buffered: the upstream may send again. */
   #drained(): void {
-    clearTimeout(this.#sendTimer);
-    this.#sendTimer = undefined;
-    this.#awaitBody();
+    this.#paused = false;
+    if (!this.#done) this.#awaitBody();
     this.#resume!();
-  }
-
-  /** The client read nothing for `timeouts.clientIdle`: its connection is cut (logged as 499 with error `client_idle`). */
-  static #sendTimedOut(exchange: ProxyExchange): void {
-    exchange.#sendTimer = undefined;
-    exchange.#idleCut = true;
-    exchange.#res.destroy();
   }
 
   onComplete(): void {
@@ -328,7 +327,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, DeadlineHolder
   #finish(status: number, error: string | undefined): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
     this.#ctx.deadlines.untrack(this);
     const now = performance.now();
     const upstream = this.#upstream!;

@@ -1,8 +1,8 @@
 /**
  * @module
- * The upstream waits of in-flight proxied requests (`timeouts.upstreamHeaders`,
- * `timeouts.upstreamIdle`, an app's `timeouts.read`), kept by one sweep instead of a timer
- * per request.
+ * The waits of in-flight proxied requests (`timeouts.upstreamHeaders`,
+ * `timeouts.upstreamIdle`, an app's `timeouts.read`, and `timeouts.clientIdle` while the
+ * client does not read the answer), kept by one sweep instead of a timer per request.
  *
  * Why: undici arms a timer object for each request's headers wait and keeps it in its
  * timer list for up to a second after it is cleared. At tens of thousands of requests a
@@ -27,7 +27,7 @@
 export interface DeadlineHolder {
   /** Index in the tracker's array; -1 while untracked. Set by the tracker only. */
   deadlineSlot: number;
-  /** When the deadline passes, on the tracker's clock; `Infinity` while suspended. Set by the tracker only. */
+  /** When the deadline passes, on the tracker's clock. Set by the tracker only. */
   deadlineAt: number;
   /** The deadline passed: called once, after the holder was untracked. Must not throw. */
   deadlinePassed(): void;
@@ -59,11 +59,6 @@ export class UpstreamDeadlines {
     if (this.#timer === undefined || period < this.#period) this.#start(period);
     // The clock is up to a period behind: one period more, so that a deadline is never early.
     holder.deadlineAt = this.#now + ms + this.#period;
-  }
-
-  /** Keeps `holder` tracked but never due until it is armed again with {@link track}. */
-  suspend(holder: DeadlineHolder): void {
-    if (holder.deadlineSlot >= 0) holder.deadlineAt = Infinity;
   }
 
   /** Stops tracking `holder` (nothing when it is not tracked). */

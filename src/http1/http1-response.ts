@@ -263,6 +263,12 @@ export class Http1Response extends EventEmitter {
       if (!ok) this.#needDrain = true;
       return ok;
     }
+    if (head === undefined && !this.#chunked && size > 0) {
+      // One write: corking it would only turn it into a writev of one buffer.
+      ok = socket.write(chunk, encoding as BufferEncoding, cb);
+      if (!ok) this.#needDrain = true;
+      return ok;
+    }
     socket.cork();
     if (head !== undefined) {
       this.#head = undefined;
