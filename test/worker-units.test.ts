@@ -161,10 +161,10 @@ t.test('FAIRWAY_WORKERS and --workers with a bad value: usage error (exit 2) nam
 
 t.test('heap: the old generation\'s growing factor is set at start unless node\'s command line sets one (either spelling)', async (t) => {
   const set: string[] = [];
-  applyHeapGrowing(['--enable-source-maps'], WORKER_HEAP_GROWING_PERCENT, (f) => set.push(f));
+  applyHeapGrowing(['--enable-source-maps'], (f) => set.push(f));
   t.same(set, [`--heap-growing-percent=${WORKER_HEAP_GROWING_PERCENT}`]);
-  applyHeapGrowing(['--heap-growing-percent=0'], WORKER_HEAP_GROWING_PERCENT, (f) => set.push(f));
-  applyHeapGrowing(['--heap_growing_percent=80'], 300, (f) => set.push(f));
+  applyHeapGrowing(['--heap-growing-percent=0'], (f) => set.push(f));
+  applyHeapGrowing(['--heap_growing_percent=80'], (f) => set.push(f));
   t.equal(set.length, 1, 'the operator\'s value is left alone');
 });
 

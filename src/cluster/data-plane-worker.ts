@@ -41,7 +41,7 @@ import { CertificateStore } from '../tls/certificate-store.js';
 import { COUNTER_PUSH_MS, type AccessLogRecord, type AppEndpointStates, type CertificateIndex, type ChallengeChange, type FromWorker, type StartMessage, type ToWorker } from './ipc-messages.js';
 import { PrimaryChallenges } from './primary-challenges.js';
 import { ProcessSampler } from './process-sampler.js';
-import { applyHeapGrowing, WORKER_HEAP_GROWING_PERCENT } from './worker-heap.js';
+import { applyHeapGrowing } from './worker-heap.js';
 
 /** How long a worker whose primary is gone lets its requests finish, ms. */
 const ORPHAN_DRAIN_MS = 5_000;
@@ -245,7 +245,7 @@ function send(message: FromWorker, done?: () => void): void {
 }
 
 if (cluster.isWorker) {
-  applyHeapGrowing(process.execArgv, WORKER_HEAP_GROWING_PERCENT);
+  applyHeapGrowing(process.execArgv);
   let worker: DataPlaneWorker | undefined;
   // The primary drives the stop; see the module comment.
   process.on('SIGTERM', () => {});

@@ -44,9 +44,9 @@ function setsFlag(args: readonly string[], name: string): boolean {
 }
 
 /** In a worker, at start ({@link WORKER_HEAP_GROWING_PERCENT}): the old generation's growing factor, unless node's command line set one. */
-export function applyHeapGrowing(execArgv: readonly string[], percent: number, setFlags: (flags: string) => void = setFlagsFromString): void {
+export function applyHeapGrowing(execArgv: readonly string[], setFlags: (flags: string) => void = setFlagsFromString): void {
   if (setsFlag(execArgv, '--heap-growing-percent')) return;
-  setFlags(`--heap-growing-percent=${percent}`);
+  setFlags(`--heap-growing-percent=${WORKER_HEAP_GROWING_PERCENT}`);
 }
 
 /**

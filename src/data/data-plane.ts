@@ -206,7 +206,7 @@ export class DataPlane implements DrainingListener {
     this.#accessLogSinks = options.accessLogSinks ?? [];
     this.#stickyKey = options.stickyKey ?? randomBytes(32);
     this.#keepSnapshots = options.keepSnapshots ?? true;
-    this.#ctx = { accessLog: new AccessLog(this.#accessLog, this.#accessLogSinks), clientIdle: this.#clientIdle, deadlines: this.#deadlines };
+    this.#ctx = this.#exchangeContext(true, this.#clientIdle);
     this.#server = new Http1Server({ maxHeaderSize: options.maxHeaderSize, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, this.#onHttp1Request);
     this.#server.on('clientError', this.#onClientError);
     this.#server.on('upgrade', this.#onUpgrade);
@@ -220,6 +220,17 @@ export class DataPlane implements DrainingListener {
     this.#httpGate.guard(this.#server, true);
     // At accept, besides the guards above (a connection they close leaves the set at once).
     this.#server.on('connection', this.#track);
+  }
+
+  /**
+   * What the exchanges started from now on share: the access log (the stdout lines when
+   * `stdout` is true, and the sinks; none when neither writes), the client idle wait, and the
+   * one set of upstream deadlines.
+   */
+  #exchangeContext(stdout: boolean, clientIdle: number): ExchangeContext {
+    const sinks = this.#accessLogSinks;
+    const accessLog = stdout || sinks.length > 0 ? new AccessLog(stdout ? this.#accessLog : undefined, sinks) : undefined;
+    return { accessLog, clientIdle, deadlines: this.#deadlines };
   }
 
   /** The live table (undefined until the first snapshot). */
@@ -240,8 +251,7 @@ export class DataPlane implements DrainingListener {
     this.#clientIdle = s.timeouts.clientIdle;
     this.#httpGate.configure(s.proxyProtocol?.http ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
     this.#httpsGate.configure(s.proxyProtocol?.https ?? false, s.proxyProtocol?.headerTimeout ?? 5000);
-    const sinks = this.#accessLogSinks;
-    this.#ctx = { accessLog: s.accessLog || sinks.length > 0 ? new AccessLog(s.accessLog ? this.#accessLog : undefined, sinks) : undefined, clientIdle: s.timeouts.clientIdle, deadlines: this.#deadlines };
+    this.#ctx = this.#exchangeContext(s.accessLog, s.timeouts.clientIdle);
     // A default app the snapshot does not have: unknown hosts get 404 (said once per change).
     const before = this.#table;
     if (s.defaultApp !== undefined && table.defaultApp === undefined && (before === undefined || before.defaultApp !== undefined || before.settings.defaultApp !== s.defaultApp)) {
