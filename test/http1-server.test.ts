@@ -745,8 +745,9 @@ t.test('headersTimeout: a head dribbled slowly is refused with 408 through clien
     calls++;
     res.end();
   }, { headersTimeout: 300, requestTimeout: 10_000, connectionsCheckingInterval: 50 });
-  const c = await h.client();
+  // Before the connect: the head's time runs from the accept, which comes before the client's 'connect'.
   const started = performance.now();
+  const c = await h.client();
   await c.write('GET / HTTP/1.1\r\n');
   // One field line every 50 ms, at most 60 of them: the head would take 3 s.
   const dribbler = setInterval(() => {
@@ -1078,6 +1079,53 @@ t.test('after a Connection: close answer the client\'s FIN does not end the sock
   await within('the server side\'s close', serverClosed.promise);
   t.equal(ends, 1, 'the socket was ended once, by the answer');
   t.same(h.clientErrors, []);
+});
+
+/** A client that keeps its side open after the server's FIN (as a client slow to close, or about to send more). */
+async function halfOpenClient(t: Test, port: number): Promise<RawClient> {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => socket.destroy());
+  await once(socket, 'connect');
+  return new RawClient(socket);
+}
+
+t.test('the answer to a request that asked for Connection: close closes the connection once written, without waiting for the client\'s FIN', TEST(), async (t) => {
+  const h = await startServer(t, (_req, res) => res.end('bye'));
+  const c = await halfOpenClient(t, h.port);
+  const side = await h.serverSide(c);
+  const sideClosed = once(side, 'close');
+  await c.write(get('/close', 'Connection: close\r\n'));
+  const [res] = await c.responses(1);
+  t.same(all(res!, 'connection'), ['close']);
+  t.equal(res!.body.toString(), 'bye');
+  await within('the server side\'s close while the client keeps its side open', sideClosed);
+  t.equal(c.socket.writableEnded, false, 'the client never sent its FIN');
+});
+
+t.test('a keep-alive connection the server closes (its answer says Connection: close) is half-closed and read until the client closes: the client\'s late request meets no reset', TEST(), async (t) => {
+  const h = await startServer(t, (_req, res) => {
+    res.setHeader('Connection', 'close');
+    res.end('last one');
+  });
+  const c = await halfOpenClient(t, h.port);
+  const side = await h.serverSide(c);
+  let clientError: Error | undefined;
+  c.socket.on('error', (err) => (clientError = err));
+  const ended = once(c.socket, 'end');
+  await c.write(get('/a'));
+  const [res] = await c.responses(1);
+  t.same(all(res!, 'connection'), ['close']);
+  await within('the server\'s FIN', ended);
+  // The next request, sent before the client has seen the close: read (and dropped) by the server, not refused.
+  const late = get('/b');
+  await c.write(late);
+  await h.received(side, Buffer.byteLength(get('/a')) + Buffer.byteLength(late));
+  t.equal(side.destroyed, false, 'the server side is still open, reading');
+  const sideClosed = once(side, 'close');
+  c.socket.end();
+  await within('the server side\'s close after the client\'s FIN', sideClosed);
+  t.equal(clientError, undefined, 'no reset reached the client');
+  t.equal(parseResponses(c.bytes, true).length, 1, 'one answer only');
 });
 
 // ---------------------------------------------------------------------------------------

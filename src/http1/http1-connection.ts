@@ -11,6 +11,12 @@
  * response that ends before its request's body was read whole discards the rest of the
  * body (a response that says `Connection: close` closes instead).
  *
+ * Closing after an answer that says `Connection: close`: when the client asked for it and
+ * nothing was sent after the request, the socket is closed as soon as the answer is written;
+ * otherwise it is half-closed (FIN) and read until the client closes, so that the client's
+ * late bytes never turn the close into a reset that could cost it the answer (nginx's
+ * lingering close), until the client closes or sends nothing for {@link LINGER_MS}.
+ *
  * Faults in a head or a chunked body are handed to the server's `clientError` event
  * with the socket, which answers and closes; so are socket errors. An `Upgrade` request
  * (or `CONNECT`) takes the socket out of HTTP: the server's `upgrade` (`connect`) event
@@ -44,6 +50,8 @@ export interface ConnectionHost {
 /** Bytes of later requests buffered while a response is being written, before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
+/** How long a half-closed connection waits, idle, for the client to close (nginx's `lingering_timeout`). */
+const LINGER_MS = 5_000;
 
 /** Where the connection is in the current request. */
 const IDLE = 0;
@@ -86,6 +94,8 @@ export class Http1Connection implements ResponseOwner {
   #discardBody = false;
   /** The client sent its FIN: the connection ends after the response in flight. */
   #clientEnded = false;
+  /** The current request asked for the connection to close after its answer (`Connection: close`, or HTTP/1.0 without keep-alive). */
+  #clientCloses = false;
   /** `#process` is running (a response ended inside it continues its loop instead of recursing). */
   #processing = false;
   #keepAliveArmed = false;
@@ -227,6 +237,7 @@ export class Http1Connection implements ResponseOwner {
     const hasBody = head.chunked || head.contentLength > 0;
     const req = new Http1Request(head, socket, hasBody, hasBody ? this.#resumeBody : undefined);
     const res = new Http1Response(req, socket, head.keepAlive, this);
+    this.#clientCloses = !head.keepAlive;
     this.#req = req;
     this.#res = res;
     if (head.chunked) {
@@ -304,8 +315,19 @@ export class Http1Connection implements ResponseOwner {
     if (res !== this.#res || this.#state === GONE) return;
     this.#res = undefined;
     if (close || this.#clientEnded) {
+      // The client asked to close and sent nothing after its request: the socket is closed once the answer is
+      // written, as nginx and Node's server close it (no read and wakeup more for the client's FIN). Otherwise
+      // (the router chose to close a keep-alive connection, or bytes are unread) it is half-closed and read until
+      // the client closes: closing with bytes unread, or arriving, sends a reset, which can destroy the answer
+      // before the client has read it.
+      const lastRequest = this.#clientCloses && (this.#state === RESPONDING || this.#state === IDLE) && this.#start >= this.#buf.length;
       this.#state = GONE;
-      this.socket.end();
+      if (lastRequest) this.socket.destroySoon();
+      else {
+        this.socket.end();
+        // A client that never closes is not waited for forever.
+        this.socket.setTimeout(LINGER_MS);
+      }
       return;
     }
     if (this.#state === BODY_LENGTH || this.#state === BODY_CHUNKED) {
