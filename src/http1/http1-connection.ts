@@ -12,10 +12,11 @@
  * body (a response that says `Connection: close` closes instead).
  *
  * Closing after an answer that says `Connection: close`: when the client asked for it and
- * nothing was sent after the request, the socket is closed as soon as the answer is written;
- * otherwise it is half-closed (FIN) and read until the client closes, so that the client's
- * late bytes never turn the close into a reset that could cost it the answer (nginx's
- * lingering close), until the client closes or sends nothing for {@link LINGER_MS}.
+ * nothing was sent after the request, the socket is closed as soon as the answer is written
+ * (as nginx and node:http close it). Otherwise (the router chose to close a keep-alive
+ * connection, or bytes are unread) it is half-closed (FIN) and read until the client closes
+ * or sends nothing for {@link LINGER_MS} (nginx's lingering close): closing with bytes unread,
+ * or on their way, sends a reset, which can destroy the answer before the client reads it.
  *
  * Faults in a head or a chunked body are handed to the server's `clientError` event
  * with the socket, which answers and closes; so are socket errors. An `Upgrade` request
@@ -315,17 +316,12 @@ export class Http1Connection implements ResponseOwner {
     if (res !== this.#res || this.#state === GONE) return;
     this.#res = undefined;
     if (close || this.#clientEnded) {
-      // The client asked to close and sent nothing after its request: the socket is closed once the answer is
-      // written, as nginx and Node's server close it (no read and wakeup more for the client's FIN). Otherwise
-      // (the router chose to close a keep-alive connection, or bytes are unread) it is half-closed and read until
-      // the client closes: closing with bytes unread, or arriving, sends a reset, which can destroy the answer
-      // before the client has read it.
+      // Closed at once, or half-closed and read until the client closes (see the module comment).
       const lastRequest = this.#clientCloses && (this.#state === RESPONDING || this.#state === IDLE) && this.#start >= this.#buf.length;
       this.#state = GONE;
       if (lastRequest) this.socket.destroySoon();
       else {
         this.socket.end();
-        // A client that never closes is not waited for forever.
         this.socket.setTimeout(LINGER_MS);
       }
       return;
