@@ -172,9 +172,10 @@ class RawClient {
     }));
   }
 
-  static open(port: number): Promise<RawClient> {
+  /** `allowHalfOpen`: the client keeps its side open after the server's FIN (as a client slow to close, or about to send more). */
+  static open(port: number, allowHalfOpen = false): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen });
       socket.setNoDelay(true);
       socket.once('connect', () => resolve(new RawClient(socket)));
       socket.once('error', reject);
@@ -277,8 +278,8 @@ interface Harness {
   readonly clientErrors: CodedError[];
   /** Connections accepted so far. */
   readonly accepted: Socket[];
-  /** Opens a client (closed in teardown). */
-  client(): Promise<RawClient>;
+  /** Opens a client (closed in teardown); see {@link RawClient.open} for `allowHalfOpen`. */
+  client(allowHalfOpen?: boolean): Promise<RawClient>;
   /** The server side of `client`'s connection. */
   serverSide(client: RawClient): Promise<Socket>;
   /** Resolves once the server side has read `total` bytes of `socket` in all. */
@@ -329,8 +330,8 @@ async function startServer(t: Test, handler: RequestHandler, settings: ServerSet
     port,
     clientErrors,
     accepted,
-    async client() {
-      const c = await RawClient.open(port);
+    async client(allowHalfOpen) {
+      const c = await RawClient.open(port, allowHalfOpen);
       clients.push(c);
       return c;
     },
@@ -1081,17 +1082,9 @@ t.test('after a Connection: close answer the client\'s FIN does not end the sock
   t.same(h.clientErrors, []);
 });
 
-/** A client that keeps its side open after the server's FIN (as a client slow to close, or about to send more). */
-async function halfOpenClient(t: Test, port: number): Promise<RawClient> {
-  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  t.teardown(() => socket.destroy());
-  await once(socket, 'connect');
-  return new RawClient(socket);
-}
-
 t.test('the answer to a request that asked for Connection: close closes the connection once written, without waiting for the client\'s FIN', TEST(), async (t) => {
   const h = await startServer(t, (_req, res) => res.end('bye'));
-  const c = await halfOpenClient(t, h.port);
+  const c = await h.client(true);
   const side = await h.serverSide(c);
   const sideClosed = once(side, 'close');
   await c.write(get('/close', 'Connection: close\r\n'));
@@ -1107,7 +1100,7 @@ t.test('a keep-alive connection the server closes (its answer says Connection: c
     res.setHeader('Connection', 'close');
     res.end('last one');
   });
-  const c = await halfOpenClient(t, h.port);
+  const c = await h.client(true);
   const side = await h.serverSide(c);
   let clientError: Error | undefined;
   c.socket.on('error', (err) => (clientError = err));
